@@ -1,0 +1,1 @@
+"""The streaming service: Kafka source -> micro-batcher -> classifier -> Kafka sink."""

@@ -1,0 +1,84 @@
+"""Qwen3 backbone + last-token pooling + linear head, defined once for trainer and consumer.
+
+A saved classifier directory holds the backbone as an ordinary Hugging Face model
+(`config.json` + `model.safetensors`, LoRA already merged) and the head as
+`head.safetensors`; the manifest beside them says how to use it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+
+HEAD_FILE = "head.safetensors"
+
+
+def last_token_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Hidden state of each row's last real token, whichever side the padding is on."""
+    seq_len = attention_mask.shape[1]
+    positions = torch.arange(seq_len, device=attention_mask.device).expand_as(attention_mask)
+    last = (positions * attention_mask.long()).argmax(dim=1)
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
+def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Rotary positions counted over real tokens only.
+
+    Qwen3 derives positions from the sequence index by default, so a left-padded row
+    would see its title at shifted positions and embed differently than when run alone.
+    """
+    return (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)
+
+
+class ProductClassifier(nn.Module):
+    def __init__(self, backbone: PreTrainedModel, num_labels: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.config.hidden_size, num_labels)
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.backbone(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=positions_from_mask(attention_mask),
+            use_cache=False,
+        )
+        return last_token_pool(out.last_hidden_state, attention_mask)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        pooled = self.embed(input_ids, attention_mask)
+        return self.head(pooled.to(self.head.weight.dtype))
+
+    @classmethod
+    def from_base(
+        cls, base_model: str | Path, num_labels: int, *, dtype: torch.dtype = torch.float32
+    ) -> ProductClassifier:
+        """A fresh classifier on a pretrained (or locally built) backbone; the head is random."""
+        backbone = AutoModel.from_pretrained(str(base_model), dtype=dtype)
+        model = cls(backbone, num_labels)
+        model.head.to(dtype)
+        return model
+
+    def save(self, directory: Path) -> list[Path]:
+        """Writes backbone and head as safetensors; returns the files written."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self.backbone.save_pretrained(str(directory), safe_serialization=True)
+        save_file(
+            {k: v.detach().contiguous() for k, v in self.head.state_dict().items()},
+            str(directory / HEAD_FILE),
+        )
+        return sorted(p for p in directory.iterdir() if p.is_file())
+
+    @classmethod
+    def load(
+        cls, directory: Path, *, dtype: torch.dtype, device: torch.device | str = "cpu"
+    ) -> ProductClassifier:
+        backbone = AutoModel.from_pretrained(str(directory), dtype=dtype)
+        head_state = load_file(str(directory / HEAD_FILE))
+        model = cls(backbone, num_labels=head_state["weight"].shape[0])
+        model.head.load_state_dict(head_state)
+        return model.to(device=device, dtype=dtype).eval()

@@ -1,0 +1,29 @@
+"""Contracts shared by the consumer and the trainer. Imports neither torch nor Kafka."""
+
+from schemas.events import (
+    MAX_EVENT_BYTES,
+    Classification,
+    DeadLetterEvent,
+    EnrichedEvent,
+    ErrorKind,
+    LabelScore,
+    RawEvent,
+    Timings,
+)
+from schemas.labels import DEFAULT_CATEGORIES
+from schemas.manifest import MANIFEST_FORMAT_VERSION, CheckpointManifest, TrainingRecipe
+
+__all__ = [
+    "DEFAULT_CATEGORIES",
+    "MANIFEST_FORMAT_VERSION",
+    "MAX_EVENT_BYTES",
+    "CheckpointManifest",
+    "Classification",
+    "DeadLetterEvent",
+    "EnrichedEvent",
+    "ErrorKind",
+    "LabelScore",
+    "RawEvent",
+    "Timings",
+    "TrainingRecipe",
+]

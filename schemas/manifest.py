@@ -1,0 +1,57 @@
+"""The checkpoint manifest: the only coupling between the trainer and the consumer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MANIFEST_FORMAT_VERSION = 1
+
+
+class TrainingRecipe(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    method: Literal["lora", "full"]
+    lora_r: int | None = None
+    lora_alpha: int | None = None
+    lora_dropout: float | None = None
+    learning_rate: float
+    epochs: float
+    batch_size: int
+    seed: int
+    train_examples: int
+    validation_examples: int
+
+
+class CheckpointManifest(BaseModel):
+    """Describes a published checkpoint directory; consumers load only what it names."""
+
+    model_config = ConfigDict(frozen=True, protected_namespaces=())
+
+    format_version: Literal[1] = MANIFEST_FORMAT_VERSION
+    model_name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    version: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    created_at: datetime
+    base_model: str
+    base_model_revision: str | None = None
+    labels: list[str] = Field(min_length=2)
+    pooling: Literal["last_token"] = "last_token"
+    padding_side: Literal["left"] = "left"
+    max_length: int = Field(ge=4, le=32_768)
+    dtype: Literal["float16", "bfloat16", "float32"] = "float16"
+    instruction: str | None = Field(
+        default=None, description="Prefix prepended to every title before tokenization."
+    )
+    training: TrainingRecipe
+    metrics: dict[str, float] = Field(default_factory=dict)
+    files: dict[str, str] = Field(description="Relative path -> sha256 of every payload file.")
+    library_versions: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_unique(cls, labels: list[str]) -> list[str]:
+        if len(set(labels)) != len(labels):
+            raise ValueError("labels must be unique")
+        return labels
