@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-MANIFEST_FORMAT_VERSION = 1
+MANIFEST_FORMAT_VERSION: Literal[1] = 1
 
 
 class TrainingRecipe(BaseModel):
@@ -30,7 +30,7 @@ class CheckpointManifest(BaseModel):
 
     model_config = ConfigDict(frozen=True, protected_namespaces=())
 
-    format_version: Literal[1] = MANIFEST_FORMAT_VERSION
+    format_version: Literal[1] = 1
     model_name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     version: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     created_at: datetime

@@ -20,10 +20,11 @@ def encode(
 ) -> BatchEncoding:
     """Left-padded, truncated ids; the tokenizer appends its end-of-text token to every row."""
     tokenizer.padding_side = "left"
-    return tokenizer(
+    encoded: BatchEncoding = tokenizer(
         [model_text(t, instruction) for t in titles],
         padding=True,
         truncation=True,
         max_length=max_length,
         return_tensors="pt",
     )
+    return encoded

@@ -51,7 +51,8 @@ class ProductClassifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         pooled = self.embed(input_ids, attention_mask)
-        return self.head(pooled.to(self.head.weight.dtype))
+        logits: torch.Tensor = self.head(pooled.to(self.head.weight.dtype))
+        return logits
 
     @classmethod
     def from_base(

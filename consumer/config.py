@@ -1,0 +1,64 @@
+"""Service configuration: environment (`PRODCAT_*`, `KAFKA_BOOTSTRAP_SERVERS`) then flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from consumer.batcher import BatchLimits
+
+
+class ConsumerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PRODCAT_", frozen=True, extra="forbid")
+
+    bootstrap_servers: str = Field(
+        default="localhost:9092",
+        validation_alias=AliasChoices(
+            "bootstrap_servers", "PRODCAT_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"
+        ),
+        description="Kafka bootstrap servers (host:port,...).",
+    )
+    input_topic: str = Field(default="products.raw", min_length=1)
+    output_topic: str = Field(default="products.categorized", min_length=1)
+    dead_letter_topic: str = Field(default="products.dead-letter", min_length=1)
+    group_id: str = Field(default="prodcat-categorizer", min_length=1)
+    registry: Path = Field(
+        default=Path("registry"),
+        description="Model registry root, a model folder, or a checkpoint.",
+    )
+    model_name: str | None = Field(
+        default=None, description="Model in the registry; needed when it holds several."
+    )
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_batch_size: int = Field(default=64, ge=1, le=4096)
+    max_batch_tokens: int = Field(default=16384, ge=16)
+    max_wait_ms: float = Field(default=20.0, ge=0)
+    top_k: int = Field(default=3, ge=1)
+    commit_interval_ms: float = Field(default=1000.0, ge=0)
+    session_timeout_ms: int = Field(default=10_000, ge=1000)
+    heartbeat_interval_ms: int = Field(default=1000, ge=100)
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    kafka: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra librdkafka settings for consumer and producer (e.g. security.protocol).",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_topics(self) -> ConsumerSettings:
+        topics = {self.input_topic, self.output_topic, self.dead_letter_topic}
+        if len(topics) != 3:
+            raise ValueError("input, output and dead-letter topics must all differ")
+        return self
+
+    @property
+    def batch_limits(self) -> BatchLimits:
+        return BatchLimits(
+            max_items=self.max_batch_size,
+            max_tokens=self.max_batch_tokens,
+            max_wait_s=self.max_wait_ms / 1000.0,
+        )
