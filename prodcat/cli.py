@@ -1,0 +1,294 @@
+"""`prodcat`: one command, one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from pydantic import ValidationError
+
+from consumer.config import ConsumerSettings
+from consumer.errors import ProdcatError
+from consumer.logs import configure_logging
+from consumer.parse import describe_validation_error
+from prodcat.flags import add_settings_flags, settings_overrides
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _existing_file(value: str) -> Path:
+    path = Path(value)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {value}")
+    return path
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {number}")
+    return number
+
+
+def _settings(args: argparse.Namespace) -> ConsumerSettings:
+    return ConsumerSettings(**settings_overrides(args, ConsumerSettings))
+
+
+def install_stop_signals(stop: Callable[[], None]) -> None:
+    """SIGINT/SIGTERM finish in-flight work and commit; a second signal exits at once."""
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        signal.signal(signum, signal.SIG_DFL)
+        stop()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    from consumer.classify.runtime import Classifier
+    from consumer.metrics import serve_metrics
+    from consumer.service import CategorizerService
+
+    settings = _settings(args)
+    classifier = Classifier.load(settings.registry, model_name=settings.model_name, device=settings.device)
+    service = CategorizerService(settings, classifier)
+    server = (
+        serve_metrics(service.metrics, settings.metrics_port) if settings.metrics_port is not None else None
+    )
+    install_stop_signals(service.stop)
+    try:
+        summary = service.run(until_records=args.until_records)
+    finally:
+        if server is not None:
+            server.shutdown()
+    print(
+        f"consumed {summary.consumed}, enriched {summary.enriched}, "
+        f"dead-lettered {summary.dead_lettered} in {summary.seconds:.1f}s"
+    )
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from prodcat.produce import produce_file
+
+    settings = _settings(args)
+    count = produce_file(args.file, settings)
+    print(f"produced {count} events to {settings.input_topic}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from prodcat.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        work_dir=args.work_dir,
+        events=args.events,
+        per_class=args.per_class,
+        epochs=args.epochs,
+        device=args.device,
+    )
+    return run_demo(options)
+
+
+def cmd_base_tiny(args: argparse.Namespace) -> int:
+    from trainer.tiny_base import build_tiny_base
+
+    out = build_tiny_base(args.corpus, args.out, seed=args.seed)
+    print(out)
+    return 0
+
+
+def cmd_dataset_sample(args: argparse.Namespace) -> int:
+    from trainer.sample_corpus import generate, write_jsonl
+
+    records = generate(per_class=args.per_class, seed=args.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(records, args.out)
+    print(f"wrote {len(records)} titles to {args.out}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from trainer.train import TrainConfig, train
+
+    config = TrainConfig(
+        data=args.data,
+        base_model=args.base_model,
+        registry=args.registry,
+        model_name=args.model_name,
+        full_finetune=args.full_finetune,
+        lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        learning_rate=args.lr,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        seed=args.seed,
+        instruction=args.instruction,
+    )
+    result = train(config)
+    metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(result.metrics.items()))
+    print(f"published {result.checkpoint} ({metrics})")
+    return 0
+
+
+def cmd_registry_list(args: argparse.Namespace) -> int:
+    from consumer.classify.checkpoint import load_manifest, read_current
+
+    model_dir = args.registry / args.model_name
+    current = read_current(model_dir)
+    for version in sorted(p.name for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        manifest = load_manifest(model_dir / version)
+        metrics = " ".join(f"{k}={v:.3f}" for k, v in sorted(manifest.metrics.items()))
+        print(f"{'*' if version == current else ' '} {version}  {manifest.base_model}  {metrics}")
+    return 0
+
+
+def cmd_registry_promote(args: argparse.Namespace) -> int:
+    from trainer.publish import promote
+
+    promote(args.registry, args.model_name, args.version)
+    print(f"{args.model_name} CURRENT -> {args.version}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prodcat",
+        description=(
+            "Streaming product categorizer: consume raw product events from Kafka, classify each "
+            "title with a fine-tuned Qwen3-Embedding model, produce enriched events (or dead letters)."
+        ),
+    )
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-json", action="store_true", default=None, help="JSON logs even on a terminal.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run everything on one machine: broker, tiny model, training, streaming",
+        description=(
+            "Builds a tiny Qwen3-architecture model, trains it on a generated sample corpus, "
+            "publishes it, produces sample events (some malformed) and categorizes them. Uses "
+            "KAFKA_BOOTSTRAP_SERVERS when set, otherwise an embedded broker."
+        ),
+    )
+    demo.add_argument(
+        "--work-dir", type=Path, default=Path(".cache/demo"), help="cache for model and registry"
+    )
+    demo.add_argument("--events", type=_positive_int, default=300, help="events to produce (default 300)")
+    demo.add_argument("--per-class", type=_positive_int, default=400, help="training titles per class")
+    demo.add_argument("--epochs", type=_positive_float, default=None, help="training epochs")
+    demo.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    demo.set_defaults(handler=cmd_demo)
+
+    consume = commands.add_parser(
+        "consume",
+        help="run the categorizer service (a consumer-group member)",
+        description="Consumes raw product events, classifies them in micro-batches, produces enriched "
+        "events and dead letters, commits offsets after delivery. SIGINT/SIGTERM drain and commit.",
+    )
+    consume.add_argument(
+        "--until-records", type=_positive_int, default=None, help="stop after this many records are done"
+    )
+    add_settings_flags(consume, ConsumerSettings)
+    consume.set_defaults(handler=cmd_consume)
+
+    produce = commands.add_parser(
+        "produce", help="produce raw events from a JSON-lines file (key = each event's id)"
+    )
+    produce.add_argument("file", type=_existing_file, help="one JSON event per line")
+    add_settings_flags(produce, ConsumerSettings)
+    produce.set_defaults(handler=cmd_produce)
+
+    base = commands.add_parser("base", help="build base models").add_subparsers(
+        dest="base_command", required=True, metavar="KIND"
+    )
+    tiny = base.add_parser("tiny", help="a tiny random-init Qwen3 model + BPE tokenizer trained on a corpus")
+    tiny.add_argument("--corpus", type=_existing_file, required=True, help="JSON lines with a 'title' field")
+    tiny.add_argument("--out", type=Path, required=True, help="model directory to write")
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.set_defaults(handler=cmd_base_tiny)
+
+    dataset = commands.add_parser("dataset", help="build training data").add_subparsers(
+        dest="dataset_command", required=True, metavar="KIND"
+    )
+    sample = dataset.add_parser("sample", help="write the generated sample corpus of shop titles")
+    sample.add_argument("--out", type=Path, required=True)
+    sample.add_argument("--per-class", type=_positive_int, default=400)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.set_defaults(handler=cmd_dataset_sample)
+
+    train = commands.add_parser(
+        "train",
+        help="fine-tune a classifier and publish it to a registry",
+        description="LoRA (r=16, alpha=32, AdamW, lr 5e-5, 1 epoch) on a Qwen3 base by default.",
+    )
+    train.add_argument("--data", type=_existing_file, required=True, help="JSON lines with title, category")
+    train.add_argument("--base-model", required=True, help="hub id or local model directory")
+    train.add_argument("--registry", type=Path, required=True)
+    train.add_argument("--model-name", default="product-categorizer")
+    train.add_argument("--full-finetune", action="store_true", help="train every weight (random-init bases)")
+    train.add_argument("--lora-r", type=_positive_int, default=16)
+    train.add_argument("--lora-alpha", type=_positive_int, default=32)
+    train.add_argument("--lr", type=_positive_float, default=5e-5)
+    train.add_argument("--epochs", type=_positive_float, default=1.0)
+    train.add_argument("--batch-size", type=_positive_int, default=32)
+    train.add_argument("--max-length", type=_positive_int, default=64)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--instruction", default=None, help="prefix prepended to every title")
+    train.set_defaults(handler=cmd_train)
+
+    registry = commands.add_parser("registry", help="inspect and move the CURRENT pointer").add_subparsers(
+        dest="registry_command", required=True, metavar="ACTION"
+    )
+    listing = registry.add_parser("list", help="versions, CURRENT marked with *")
+    promote = registry.add_parser("promote", help="point CURRENT at a version")
+    promote.add_argument("version")
+    for sub, handler in ((listing, cmd_registry_list), (promote, cmd_registry_promote)):
+        sub.add_argument("--registry", type=Path, default=Path("registry"))
+        sub.add_argument("--model-name", default="product-categorizer")
+        sub.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level, json=args.log_json)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ProdcatError as exc:
+        print(f"prodcat: error: {exc}", file=sys.stderr)
+        return 1
+    except ValidationError as exc:
+        print(f"prodcat: error: invalid settings: {describe_validation_error(exc)}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"prodcat: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Producing raw events from a JSON-lines file, each line exactly as written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import orjson
+
+from consumer.config import ConsumerSettings
+from consumer.service import kafka_client_config
+from consumer.sink import KafkaSink
+
+
+def event_key(value: bytes) -> bytes | None:
+    """The product id as the key when the line is a JSON object with one; else no key."""
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(document, dict) and isinstance(document.get("id"), str | int):
+        return str(document["id"]).encode()
+    return None
+
+
+def produce_values(values: Iterable[bytes], settings: ConsumerSettings, *, timeout_s: float = 30.0) -> int:
+    """Produces each value to the input topic and waits until the broker acknowledged all of them."""
+    sink = KafkaSink(kafka_client_config(settings))
+    acknowledged = 0
+
+    def ack() -> None:
+        nonlocal acknowledged
+        acknowledged += 1
+
+    for value in values:
+        sink.produce(settings.input_topic, value, key=event_key(value), headers=None, on_ack=ack)
+    sink.flush(timeout_s)
+    return acknowledged
+
+
+def produce_file(path: Path, settings: ConsumerSettings) -> int:
+    with path.open("rb") as handle:
+        return produce_values((line.rstrip(b"\r\n") for line in handle if line.strip()), settings)
