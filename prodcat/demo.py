@@ -191,7 +191,8 @@ def run_demo(options: DemoOptions) -> int:
     _print_report(enriched, dead, expected)
     accounted = summary.enriched + summary.dead_lettered
     print(
-        f"\nevents in {summary.consumed}, enriched out {summary.enriched}, dead-lettered {summary.dead_lettered}; "
-        f"{summary.per_second:.0f} events/s on {classifier.device} (model {classifier.version})"
+        f"\nevents in {summary.consumed}, enriched out {summary.enriched}, "
+        f"dead-lettered {summary.dead_lettered}; {summary.per_second:.0f} events/s "
+        f"on {classifier.device} (model {classifier.version})"
     )
     return 0 if accounted == produced and len(enriched) == summary.enriched else 1
