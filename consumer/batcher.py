@@ -59,19 +59,21 @@ class Batcher(Generic[T]):
             self._close()
 
     def seconds_until_due(self) -> float | None:
-        """How long until the open batch times out; None when nothing is waiting."""
+        """How long until a batch should run; None when nothing is waiting."""
         if self._closed:
             return 0.0
-        if not self._open.items:
-            return None
-        return max(0.0, self._open.opened_at + self._limits.max_wait_s - self._clock())
+        return self._open_batch_due_in()
 
     def ready(self) -> list[list[T]]:
         """Batches that are full or due, oldest first."""
-        due = self.seconds_until_due()
-        if due == 0.0 and self._open.items:
+        if self._open_batch_due_in() == 0.0:
             self._close()
         return self._drain_closed()
+
+    def _open_batch_due_in(self) -> float | None:
+        if not self._open.items:
+            return None
+        return max(0.0, self._open.opened_at + self._limits.max_wait_s - self._clock())
 
     def flush(self) -> list[list[T]]:
         """Every waiting item, whether its batch is due or not."""

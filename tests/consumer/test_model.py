@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import torch
+from transformers import AutoModel, Qwen3Config
+
+from consumer.classify.model import ProductClassifier, last_token_pool, positions_from_mask
+
+
+def tiny_classifier(num_labels: int = 6) -> ProductClassifier:
+    torch.manual_seed(0)
+    config = Qwen3Config(
+        vocab_size=300,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=64,
+    )
+    return ProductClassifier(AutoModel.from_config(config), num_labels).eval()
+
+
+def test_last_token_pool_picks_the_last_real_token_under_left_padding() -> None:
+    hidden = torch.arange(2 * 4 * 1, dtype=torch.float32).reshape(2, 4, 1)
+    # Row 0 is padded on the left by two; row 1 is full. Both end at index 3.
+    mask = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+    assert last_token_pool(hidden, mask).flatten().tolist() == [3.0, 7.0]
+
+
+def test_last_token_pool_also_handles_right_padding() -> None:
+    hidden = torch.arange(2 * 4 * 1, dtype=torch.float32).reshape(2, 4, 1)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 0]])
+    assert last_token_pool(hidden, mask).flatten().tolist() == [1.0, 6.0]
+
+
+def test_positions_count_real_tokens_only() -> None:
+    mask = torch.tensor([[0, 0, 1, 1, 1]])
+    assert positions_from_mask(mask).tolist() == [[0, 0, 0, 1, 2]]
+
+
+def test_every_row_of_a_left_padded_batch_equals_the_same_input_run_alone() -> None:
+    model = tiny_classifier()
+    rows = [[5, 17, 42, 8, 1], [9, 1], [33, 34, 35, 1]]
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[0] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    with torch.inference_mode():
+        batched = model(ids, mask)
+        alone = torch.cat([model(torch.tensor([r]), torch.ones(1, len(r), dtype=torch.long)) for r in rows])
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=1e-4)
+
+
+def test_save_then_load_gives_the_same_logits(tmp_path: Path) -> None:
+    model = tiny_classifier(num_labels=4)
+    model.save(tmp_path)
+    loaded = ProductClassifier.load(tmp_path, dtype=torch.float32)
+    ids = torch.tensor([[3, 4, 5, 1]])
+    mask = torch.ones_like(ids)
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded(ids, mask), model(ids, mask))

@@ -1,0 +1,52 @@
+import orjson
+import pytest
+
+from consumer.parse import ParsedEvent, Rejection, parse_event
+from schemas.events import ErrorKind
+
+
+def test_a_valid_event_keeps_every_field_it_was_produced_with() -> None:
+    value = orjson.dumps({"id": "sku-1", "title": "Red Dress", "shop_rank": 4, "tags": ["a"]})
+    parsed = parse_event(value)
+    assert isinstance(parsed, ParsedEvent)
+    assert parsed.document == {"id": "sku-1", "title": "Red Dress", "shop_rank": 4, "tags": ["a"]}
+    assert parsed.event.title == "Red Dress"
+
+
+def test_a_numeric_id_is_accepted_as_text() -> None:
+    parsed = parse_event(b'{"id": 42, "title": "Wiper Blade"}')
+    assert isinstance(parsed, ParsedEvent)
+    assert parsed.event.id == "42"
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        (b'{"id": "x", "title": ', ErrorKind.INVALID_JSON),
+        (b"\xff\xfe not utf-8", ErrorKind.INVALID_JSON),
+        (b'["id", "title"]', ErrorKind.NOT_AN_OBJECT),
+        (None, ErrorKind.NOT_AN_OBJECT),
+        (b'{"id": "x"}', ErrorKind.SCHEMA_VIOLATION),
+        (b'{"title": "no id"}', ErrorKind.SCHEMA_VIOLATION),
+        (b'{"id": "x", "title": "   "}', ErrorKind.SCHEMA_VIOLATION),
+        (b'{"id": "x", "title": "Bib", "price": -1}', ErrorKind.SCHEMA_VIOLATION),
+        (b'{"id": true, "title": "Bib"}', ErrorKind.SCHEMA_VIOLATION),
+    ],
+)
+def test_a_malformed_event_is_rejected_with_its_kind(value: bytes | None, kind: ErrorKind) -> None:
+    parsed = parse_event(value)
+    assert isinstance(parsed, Rejection)
+    assert parsed.kind == kind
+
+
+def test_a_schema_violation_names_the_offending_field() -> None:
+    parsed = parse_event(b'{"id": "x", "title": "Bib", "price": -1}')
+    assert isinstance(parsed, Rejection)
+    assert parsed.message.startswith("price:")
+
+
+def test_an_oversized_value_is_rejected_before_it_is_decoded() -> None:
+    parsed = parse_event(b"{" + b" " * 200 + b"}", max_bytes=100)
+    assert isinstance(parsed, Rejection)
+    assert parsed.kind == ErrorKind.TOO_LARGE
+    assert "limit 100" in parsed.message
