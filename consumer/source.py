@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from consumer.errors import BrokerError
 from consumer.offsets import TopicPartitionKey
@@ -115,3 +116,31 @@ def _record(message: Message) -> Record:
         value=message.value(),
         headers=message.headers(),  # type: ignore[arg-type]
     )
+
+
+def read_topic(
+    config: Mapping[str, object], topic: str, *, expected: int, timeout_s: float = 30.0, settle_s: float = 0.0
+) -> list[Record]:
+    """Every record of a topic from the beginning, without joining a group.
+
+    Reads until `expected` records arrived, then `settle_s` longer to catch any surplus
+    (duplicates) a caller wants to see; gives up after `timeout_s`.
+    """
+    reader = Consumer({**config, "group.id": "prodcat-reader", "enable.auto.commit": False})
+    try:
+        metadata = reader.list_topics(topic, timeout=timeout_s).topics[topic]
+        if metadata.error is not None:
+            raise BrokerError(f"cannot read {topic}: {metadata.error.str()}")
+        reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.partitions])
+        records: list[Record] = []
+        deadline = time.monotonic() + timeout_s
+        settle_until: float | None = None
+        while time.monotonic() < min(deadline, settle_until or deadline):
+            for message in reader.consume(num_messages=1000, timeout=0.2):
+                if message.error() is None:
+                    records.append(_record(message))
+            if settle_until is None and len(records) >= expected:
+                settle_until = time.monotonic() + settle_s
+        return records
+    finally:
+        reader.close()

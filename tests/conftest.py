@@ -58,7 +58,9 @@ def tiny_base_dir(tmp_path_factory: pytest.TempPathFactory, sample_corpus_file: 
 
 
 @pytest.fixture(scope="session")
-def trained_registry(tmp_path_factory: pytest.TempPathFactory, sample_corpus_file: Path, tiny_base_dir: Path) -> Path:
+def trained_registry(
+    tmp_path_factory: pytest.TempPathFactory, sample_corpus_file: Path, tiny_base_dir: Path
+) -> Path:
     """A registry holding one published, fully fine-tuned tiny checkpoint."""
     from trainer.train import TrainConfig, train
 

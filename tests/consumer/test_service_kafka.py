@@ -1,0 +1,176 @@
+"""The service against a real Kafka-protocol broker and a real trained tiny checkpoint."""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from consumer.classify.runtime import Classifier
+from consumer.config import ConsumerSettings
+from consumer.service import CategorizerService, kafka_client_config
+from consumer.source import Record, read_topic
+from consumer.topics import ensure_topics
+from prodcat.produce import produce_values
+from schemas import DeadLetterEvent, EnrichedEvent
+
+PARTITIONS = 3
+
+
+@pytest.fixture(scope="module")
+def classifier(trained_registry: Path) -> Classifier:
+    return Classifier.load(trained_registry, device="cpu")
+
+
+def settings_factory(bootstrap: str, registry: Path) -> ConsumerSettings:
+    """Fresh topics and group per test: Tansu can jam a group that is closed mid-rebalance."""
+    run = uuid.uuid4().hex[:8]
+    settings = ConsumerSettings(
+        bootstrap_servers=bootstrap,
+        input_topic=f"t-{run}.raw",
+        output_topic=f"t-{run}.categorized",
+        dead_letter_topic=f"t-{run}.dlq",
+        group_id=f"g-{run}",
+        registry=registry,
+        device="cpu",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=500,
+        commit_interval_ms=200,
+    )
+    ensure_topics(
+        kafka_client_config(settings),
+        {settings.input_topic: PARTITIONS, settings.output_topic: PARTITIONS, settings.dead_letter_topic: 1},
+    )
+    return settings
+
+
+def events_factory(count: int, malformed_every: int | None = None) -> tuple[list[bytes], set[str], set[str]]:
+    titles = [
+        "Womens Leather Ankle Boots Size 7",
+        "Pampers Baby Wipes 12 Pack",
+        "Sterling Silver Hoop Earrings",
+    ]
+    values, good, bad = [], set(), set()
+    for n in range(count):
+        event_id = f"sku-{n:05d}"
+        if malformed_every and n % malformed_every == 0:
+            # Alternate broken JSON and a schema violation; both keep an id to account for.
+            value = f'{{"id": "{event_id}", "title": '.encode() if n % 2 else orjson.dumps({"id": event_id})
+            bad.add(event_id)
+        else:
+            value = orjson.dumps({"id": event_id, "title": titles[n % 3], "shop": "test", "rank": n})
+            good.add(event_id)
+        values.append(value)
+    return values, good, bad
+
+
+def outputs(
+    settings: ConsumerSettings, enriched: int, dead: int, settle_s: float = 0.0
+) -> tuple[list[Record], list[Record]]:
+    client = kafka_client_config(settings)
+    return (
+        read_topic(client, settings.output_topic, expected=enriched, settle_s=settle_s),
+        read_topic(client, settings.dead_letter_topic, expected=dead, settle_s=settle_s),
+    )
+
+
+def dead_letter_id(record: Record) -> str:
+    """The id inside the original bytes: broken JSON reaches the topic without a key."""
+    original = base64.b64decode(orjson.loads(record.value or b"")["original_value_b64"])
+    found = re.search(rb"sku-\d+", original)
+    assert found is not None
+    return found.group(0).decode()
+
+
+def test_every_consumed_event_ends_in_exactly_one_output_topic(
+    kafka_bootstrap: str, trained_registry: Path, classifier: Classifier
+) -> None:
+    settings = settings_factory(kafka_bootstrap, trained_registry)
+    values, good, bad = events_factory(1000, malformed_every=20)
+    assert produce_values(values, settings) == 1000
+
+    summary = CategorizerService(settings, classifier).run(until_records=1000)
+
+    enriched, dead = outputs(settings, 950, 50, settle_s=1.0)
+    assert (summary.consumed, summary.enriched, summary.dead_lettered) == (1000, 950, 50)
+    assert len(enriched) == 950 and len(dead) == 50
+    enriched_ids = Counter(orjson.loads(r.value or b"")["id"] for r in enriched)
+    assert set(enriched_ids) == good and max(enriched_ids.values()) == 1
+    assert {dead_letter_id(r) for r in dead} == bad
+
+
+def test_enriched_events_keep_key_fields_and_validate_against_the_schema(
+    kafka_bootstrap: str, trained_registry: Path, classifier: Classifier
+) -> None:
+    settings = settings_factory(kafka_bootstrap, trained_registry)
+    values, _good, _bad = events_factory(30)
+    produce_values(values, settings)
+    CategorizerService(settings, classifier).run(until_records=30)
+
+    enriched, _ = outputs(settings, 30, 0)
+    for record in enriched:
+        event = EnrichedEvent.model_validate_json(record.value or b"")
+        assert record.key == event.id.encode()
+        assert event.model_extra is not None and event.model_extra["shop"] == "test"
+        assert event.classification.label in classifier.labels
+        assert event.classification.model_version == classifier.version
+
+
+def test_input_headers_are_propagated_to_the_output(
+    kafka_bootstrap: str, trained_registry: Path, classifier: Classifier
+) -> None:
+    from consumer.sink import KafkaSink
+
+    settings = settings_factory(kafka_bootstrap, trained_registry)
+    sink = KafkaSink(kafka_client_config(settings))
+    sink.produce(
+        settings.input_topic,
+        orjson.dumps({"id": "h-1", "title": "Kids Rain Boots"}),
+        key=b"h-1",
+        headers=[("trace-id", b"abc123")],
+        on_ack=lambda: None,
+    )
+    sink.flush(10)
+    CategorizerService(settings, classifier).run(until_records=1)
+
+    enriched, _ = outputs(settings, 1, 0)
+    assert enriched[0].headers == [("trace-id", b"abc123")]
+
+
+def test_dead_letters_carry_the_original_bytes_and_the_reason(
+    kafka_bootstrap: str, trained_registry: Path, classifier: Classifier
+) -> None:
+    settings = settings_factory(kafka_bootstrap, trained_registry)
+    broken = b'{"id": "x-1", "title": '
+    produce_values([broken], settings)
+    CategorizerService(settings, classifier).run(until_records=1)
+
+    _, dead = outputs(settings, 0, 1)
+    letter = DeadLetterEvent.model_validate_json(dead[0].value or b"")
+    assert base64.b64decode(letter.original_value_b64) == broken
+    assert letter.error_kind == "invalid_json"
+    assert (letter.source_topic, letter.source_offset) == (settings.input_topic, 0)
+    assert letter.consumer_group == settings.group_id
+
+
+def test_a_second_consumer_resumes_from_committed_offsets_without_re_emitting(
+    kafka_bootstrap: str, trained_registry: Path, classifier: Classifier
+) -> None:
+    settings = settings_factory(kafka_bootstrap, trained_registry)
+    values, good, bad = events_factory(400, malformed_every=40)
+    produce_values(values, settings)
+
+    first = CategorizerService(settings, classifier).run(until_records=150)
+    assert 150 <= first.consumed < 400
+    second = CategorizerService(settings, classifier).run(until_records=400 - first.consumed)
+
+    assert first.consumed + second.consumed == 400
+    enriched, dead = outputs(settings, len(good), len(bad), settle_s=2.0)
+    enriched_ids = [orjson.loads(r.value or b"")["id"] for r in enriched]
+    assert sorted(enriched_ids) == sorted(good)
+    assert sorted(dead_letter_id(r) for r in dead) == sorted(bad)
