@@ -101,7 +101,8 @@ class EmbeddedBroker:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:
-                self._process.wait(timeout=5)
+                # Memory-only, so nothing is lost by not waiting for open client connections to drain.
+                self._process.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -18,6 +19,13 @@ from consumer.parse import describe_validation_error
 from prodcat.flags import add_settings_flags, settings_overrides
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad input gets one line naming the problem and where help is, not the whole usage."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def _existing_file(value: str) -> Path:
@@ -171,7 +179,7 @@ def cmd_registry_promote(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="prodcat",
         description=(
             "Streaming product categorizer: consume raw product events from Kafka, classify each "
@@ -180,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--log-json", action="store_true", default=None, help="JSON logs even on a terminal.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -220,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     produce.set_defaults(handler=cmd_produce)
 
     base = commands.add_parser("base", help="build base models").add_subparsers(
-        dest="base_command", required=True, metavar="KIND"
+        dest="base_command", required=True, metavar="KIND", parser_class=OneLineParser
     )
     tiny = base.add_parser("tiny", help="a tiny random-init Qwen3 model + BPE tokenizer trained on a corpus")
     tiny.add_argument("--corpus", type=_existing_file, required=True, help="JSON lines with a 'title' field")
@@ -229,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.set_defaults(handler=cmd_base_tiny)
 
     dataset = commands.add_parser("dataset", help="build training data").add_subparsers(
-        dest="dataset_command", required=True, metavar="KIND"
+        dest="dataset_command", required=True, metavar="KIND", parser_class=OneLineParser
     )
     sample = dataset.add_parser("sample", help="write the generated sample corpus of shop titles")
     sample.add_argument("--out", type=Path, required=True)
@@ -258,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=cmd_train)
 
     registry = commands.add_parser("registry", help="inspect and move the CURRENT pointer").add_subparsers(
-        dest="registry_command", required=True, metavar="ACTION"
+        dest="registry_command", required=True, metavar="ACTION", parser_class=OneLineParser
     )
     listing = registry.add_parser("list", help="versions, CURRENT marked with *")
     promote = registry.add_parser("promote", help="point CURRENT at a version")

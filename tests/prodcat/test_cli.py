@@ -1,0 +1,92 @@
+"""The command line: bad input gets one clear line and an exit code, never a traceback."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from prodcat.cli import main
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    return code, capsys.readouterr().err
+
+
+def test_an_invalid_flag_value_gets_one_line_and_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_cli(capsys, "consume", "--max-batch-size", "many")
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "prodcat consume: error: argument --max-batch-size: invalid int value: 'many' "
+        "(see 'prodcat consume --help')"
+    ]
+
+
+def test_an_unknown_subcommand_gets_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_cli(capsys, "categorise")
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "invalid choice: 'categorise'" in err
+
+
+def test_an_invalid_environment_setting_gets_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRODCAT_TOP_K", "zero")
+    code, err = run_cli(capsys, "consume")
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "prodcat: error: invalid settings: top_k: Input should be a valid integer, "
+        "unable to parse string as an integer"
+    ]
+
+
+def test_a_librdkafka_option_without_a_value_is_rejected(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_cli(capsys, "consume", "--kafka", "security.protocol")
+    assert code == 2
+    assert "--kafka takes KEY=VALUE" in err
+
+
+def test_a_missing_registry_gets_one_line_and_exit_code_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, err = run_cli(capsys, "consume", "--registry", str(tmp_path / "nowhere"))
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"prodcat: error: no checkpoint at {tmp_path / 'nowhere'}: expected manifest.json or CURRENT"
+    ]
+
+
+def test_a_corrupt_checkpoint_gets_one_line_naming_the_bad_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, trained_registry: Path
+) -> None:
+    registry = tmp_path / "registry"
+    shutil.copytree(trained_registry, registry)
+    head = next(registry.glob("*/*/head.safetensors"))
+    head.write_bytes(head.read_bytes()[:-16] + b"\0" * 16)
+
+    code, err = run_cli(capsys, "consume", "--registry", str(registry))
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1
+    assert "head.safetensors fails its sha256 check" in err
+
+
+def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("demo", "consume", "produce", "base", "dataset", "train", "registry"):
+        assert command in out
+
+
+def test_consume_help_documents_the_environment_variable_of_each_setting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["consume", "--help"])
+    out = capsys.readouterr().out
+    assert "PRODCAT_MAX_BATCH_SIZE" in out and "PRODCAT_INPUT_TOPIC" in out
