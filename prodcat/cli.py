@@ -17,6 +17,7 @@ from consumer.errors import ProdcatError
 from consumer.logs import configure_logging
 from consumer.parse import describe_validation_error
 from prodcat.flags import add_settings_flags, settings_overrides
+from prodcat.signals import install_stop_signals
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -57,17 +58,6 @@ def _positive_float(value: str) -> float:
 
 def _settings(args: argparse.Namespace) -> ConsumerSettings:
     return ConsumerSettings(**settings_overrides(args, ConsumerSettings))
-
-
-def install_stop_signals(stop: Callable[[], None]) -> None:
-    """SIGINT/SIGTERM finish in-flight work and commit; a second signal exits at once."""
-
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        signal.signal(signum, signal.SIG_DFL)
-        stop()
-
-    signal.signal(signal.SIGINT, handle)
-    signal.signal(signal.SIGTERM, handle)
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
@@ -280,9 +270,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so context managers stop brokers and remove temp files;
+    # long-running commands replace this with a graceful drain.
+    signal.signal(signal.SIGTERM, _interrupt)
     configure_logging(args.log_level, json=args.log_json)
     handler: Handler = args.handler
     try:

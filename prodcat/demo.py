@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 import uuid
 from collections import Counter
 from contextlib import ExitStack
@@ -15,17 +14,18 @@ import orjson
 from consumer.classify.runtime import Classifier
 from consumer.config import ConsumerSettings
 from consumer.service import CategorizerService, kafka_client_config
-from consumer.source import KafkaSource
+from consumer.source import read_topic
 from consumer.topics import ensure_topics
 from prodcat.broker import EmbeddedBroker
 from prodcat.cli_env import kafka_bootstrap_from_env
 from prodcat.produce import produce_values
+from prodcat.signals import install_stop_signals
 from trainer.sample_corpus import LabeledTitle, generate, write_jsonl
 from trainer.tiny_base import build_tiny_base
 from trainer.train import TrainConfig, train
 
 PARTITIONS = 3
-DEMO_EPOCHS = 6.0
+DEMO_EPOCHS = 2.0
 DEMO_LEARNING_RATE = 1e-3
 BRANDS = ("Acme", "Northwind", "Globex", "Initech", None)
 
@@ -74,30 +74,10 @@ def demo_events(
     return values, expected
 
 
-def read_topic(
-    settings: ConsumerSettings, topic: str, count: int, timeout_s: float = 60.0
-) -> list[dict[str, object]]:
-    """Reads `count` records from a topic as a downstream subscriber would."""
-    source = KafkaSource(
-        {
-            **kafka_client_config(settings),
-            "group.id": f"prodcat-demo-reader-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 500,
-        },
-        [topic],
-        on_revoke=lambda _partitions: None,
-    )
-    source.start()
-    documents: list[dict[str, object]] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(documents) < count and time.monotonic() < deadline:
-            documents.extend(orjson.loads(r.value or b"null") for r in source.poll(500, 0.5))
-    finally:
-        source.close()
-    return documents
+def read_documents(settings: ConsumerSettings, topic: str, count: int) -> list[dict[str, object]]:
+    """Reads `count` records of a topic as a downstream subscriber would see them."""
+    records = read_topic(kafka_client_config(settings), topic, expected=count, timeout_s=60.0)
+    return [orjson.loads(r.value or b"null") for r in records]
 
 
 def _prepare_model(options: DemoOptions) -> tuple[Path, list[LabeledTitle]]:
@@ -185,9 +165,10 @@ def run_demo(options: DemoOptions) -> int:
 
         classifier = Classifier.load(settings.registry, device=settings.device)
         service = CategorizerService(settings, classifier)
+        install_stop_signals(service.stop)
         summary = service.run(until_records=produced)
-        enriched = read_topic(settings, settings.output_topic, summary.enriched)
-        dead = read_topic(settings, settings.dead_letter_topic, summary.dead_lettered)
+        enriched = read_documents(settings, settings.output_topic, summary.enriched)
+        dead = read_documents(settings, settings.dead_letter_topic, summary.dead_lettered)
     _print_report(enriched, dead, expected)
     accounted = summary.enriched + summary.dead_lettered
     print(
