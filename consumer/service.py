@@ -48,6 +48,7 @@ class RunSummary:
     enriched: int
     dead_lettered: int
     seconds: float
+    """From the first record consumed to the last one committed; group joins are not counted."""
 
     @property
     def per_second(self) -> float:
@@ -75,6 +76,7 @@ class CategorizerService:
         self._stop = threading.Event()
         self._failing = False
         self._acknowledged = 0
+        self._first_record_at: float | None = None
         self._last_commit = clock()
         self._offsets = OffsetTracker()
         self._batcher: Batcher[Pending] = Batcher(settings.batch_limits, clock)
@@ -98,7 +100,6 @@ class CategorizerService:
 
     def run(self, *, until_records: int | None = None) -> RunSummary:
         """Consumes until stopped, or until `until_records` records are accounted for."""
-        started = self._clock()
         log.info(
             "consumer_started",
             topic=self._settings.input_topic,
@@ -119,11 +120,12 @@ class CategorizerService:
             raise
         finally:
             self._source.close()
+            self._sink.close(discard=self._failing)
         summary = RunSummary(
             consumed=self.metrics.consumed,
             enriched=self.metrics.enriched,
             dead_lettered=self.metrics.dead_lettered_total,
-            seconds=self._clock() - started,
+            seconds=self._clock() - (self._first_record_at or self._clock()),
         )
         log.info(
             "consumer_stopped",
@@ -136,6 +138,8 @@ class CategorizerService:
         timeout = IDLE_POLL_S if due is None else min(IDLE_POLL_S, due)
         records = self._source.poll(self._settings.max_batch_size, timeout)
         now = self._clock()
+        if records and self._first_record_at is None:
+            self._first_record_at = now
         for record in records:
             self._accept(record, now)
         for batch in self._batcher.ready():

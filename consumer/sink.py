@@ -61,6 +61,12 @@ class KafkaSink:
         if remaining:
             raise DeliveryError(f"{remaining} records still unacknowledged after {timeout_s:.0f}s")
 
+    def close(self, *, discard: bool = False) -> None:
+        """Shuts the producer down; `discard` drops unsent records instead of waiting for them."""
+        if discard:
+            self._producer.purge()
+        self._producer.close()
+
     def _raise_failure(self) -> None:
         if self._failure is not None:
             raise self._failure

@@ -13,7 +13,7 @@ import orjson
 
 from consumer.classify.runtime import Classifier
 from consumer.config import ConsumerSettings
-from consumer.service import CategorizerService, kafka_client_config
+from consumer.service import CategorizerService, RunSummary, kafka_client_config
 from consumer.source import read_topic
 from consumer.topics import ensure_topics
 from prodcat.broker import EmbeddedBroker
@@ -128,6 +128,13 @@ def _print_report(
     print(f"dead-lettered {len(dead)}: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
 
 
+def _categorize(settings: ConsumerSettings, classifier: Classifier, records: int) -> RunSummary:
+    # The service (and its producer) ends here, before the broker stops under it.
+    service = CategorizerService(settings, classifier)
+    install_stop_signals(service.stop)
+    return service.run(until_records=records)
+
+
 def run_demo(options: DemoOptions) -> int:
     registry, corpus = _prepare_model(options)
     run_id = uuid.uuid4().hex[:8]
@@ -164,9 +171,7 @@ def run_demo(options: DemoOptions) -> int:
         print(f"[4/4] produced {produced} events ({produced - len(expected)} malformed) to {where}")
 
         classifier = Classifier.load(settings.registry, device=settings.device)
-        service = CategorizerService(settings, classifier)
-        install_stop_signals(service.stop)
-        summary = service.run(until_records=produced)
+        summary = _categorize(settings, classifier, produced)
         enriched = read_documents(settings, settings.output_topic, summary.enriched)
         dead = read_documents(settings, settings.dead_letter_topic, summary.dead_lettered)
     _print_report(enriched, dead, expected)

@@ -32,9 +32,12 @@ def produce_values(values: Iterable[bytes], settings: ConsumerSettings, *, timeo
         nonlocal acknowledged
         acknowledged += 1
 
-    for value in values:
-        sink.produce(settings.input_topic, value, key=event_key(value), headers=None, on_ack=ack)
-    sink.flush(timeout_s)
+    try:
+        for value in values:
+            sink.produce(settings.input_topic, value, key=event_key(value), headers=None, on_ack=ack)
+        sink.flush(timeout_s)
+    finally:
+        sink.close()
     return acknowledged
 
 

@@ -136,6 +136,7 @@ def test_input_headers_are_propagated_to_the_output(
         on_ack=lambda: None,
     )
     sink.flush(10)
+    sink.close()
     CategorizerService(settings, classifier).run(until_records=1)
 
     enriched, _ = outputs(settings, 1, 0)
