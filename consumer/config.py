@@ -21,10 +21,14 @@ class ConsumerSettings(BaseSettings):
         ),
         description="Kafka bootstrap servers (host:port,...).",
     )
-    input_topic: str = Field(default="products.raw", min_length=1)
-    output_topic: str = Field(default="products.categorized", min_length=1)
-    dead_letter_topic: str = Field(default="products.dead-letter", min_length=1)
-    group_id: str = Field(default="prodcat-categorizer", min_length=1)
+    input_topic: str = Field(default="products.raw", min_length=1, description="Topic of raw product events.")
+    output_topic: str = Field(
+        default="products.categorized", min_length=1, description="Topic for enriched events."
+    )
+    dead_letter_topic: str = Field(
+        default="products.dead-letter", min_length=1, description="Topic for events that cannot be processed."
+    )
+    group_id: str = Field(default="prodcat-categorizer", min_length=1, description="Kafka consumer group.")
     registry: Path = Field(
         default=Path("registry"),
         description="Model registry root, a model folder, or a checkpoint.",
@@ -32,17 +36,29 @@ class ConsumerSettings(BaseSettings):
     model_name: str | None = Field(
         default=None, description="Model in the registry; needed when it holds several."
     )
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    max_batch_size: int = Field(default=64, ge=1, le=4096)
-    max_batch_tokens: int = Field(default=16384, ge=16)
-    max_wait_ms: float = Field(default=20.0, ge=0)
-    top_k: int = Field(default=3, ge=1)
-    commit_interval_ms: float = Field(default=1000.0, ge=0)
-    session_timeout_ms: int = Field(default=10_000, ge=1000)
-    heartbeat_interval_ms: int = Field(default=1000, ge=100)
-    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    shutdown_timeout_s: float = Field(default=30.0, gt=0)
-    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="auto = CUDA (fp16) when available, else CPU (fp32)."
+    )
+    max_batch_size: int = Field(default=64, ge=1, le=4096, description="Most titles in one forward pass.")
+    max_batch_tokens: int = Field(
+        default=16384, ge=16, description="Most padded tokens (longest title x rows) in one forward pass."
+    )
+    max_wait_ms: float = Field(default=20.0, ge=0, description="Longest a title waits for its batch to fill.")
+    top_k: int = Field(default=3, ge=1, description="Scores kept per enriched event.")
+    commit_interval_ms: float = Field(
+        default=1000.0, ge=0, description="How often delivered offsets are committed."
+    )
+    session_timeout_ms: int = Field(default=10_000, ge=1000, description="Kafka group session timeout.")
+    heartbeat_interval_ms: int = Field(default=1000, ge=100, description="Kafka group heartbeat interval.")
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        default="earliest", description="Where a new group starts reading."
+    )
+    shutdown_timeout_s: float = Field(
+        default=30.0, gt=0, description="Longest wait for acknowledgements when draining."
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (off when unset)."
+    )
     kafka: dict[str, str] = Field(
         default_factory=dict,
         description="Extra librdkafka settings for consumer and producer (e.g. security.protocol).",

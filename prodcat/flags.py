@@ -11,6 +11,8 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from pydantic import AliasChoices
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
 
@@ -25,12 +27,21 @@ def _scalar(annotation: Any) -> tuple[Any, tuple[str, ...] | None]:
     raise TypeError(f"no flag type for {annotation!r}")
 
 
+def _env_names(prefix: str, name: str, field: FieldInfo) -> str:
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        names = [c for c in alias.choices if isinstance(c, str) and c.isupper()]
+        if names:
+            return " or ".join(names)
+    return f"{prefix}{name.upper()}"
+
+
 def add_settings_flags(parser: argparse.ArgumentParser, settings: type[BaseSettings]) -> None:
     prefix = settings.model_config.get("env_prefix", "")
     group = parser.add_argument_group("service settings (each also read from its environment variable)")
     for name, field in settings.model_fields.items():
         flag = "--" + name.replace("_", "-")
-        env = f"{prefix}{name.upper()}"
+        env = _env_names(prefix, name, field)
         if typing.get_origin(field.annotation) is dict:
             group.add_argument(
                 flag,
