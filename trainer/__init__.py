@@ -1,0 +1,1 @@
+"""Training side of the project: sample data, a tiny test base, fine-tuning and publishing."""

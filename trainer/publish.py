@@ -1,0 +1,148 @@
+"""Writing checkpoints into the registry and choosing which one is live.
+
+A checkpoint is assembled in a hidden staging folder and renamed into place only once its
+manifest is written, and CURRENT is replaced atomically, so a consumer never sees a
+half-written checkpoint or a half-written pointer.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from importlib.metadata import version as installed_version
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from consumer.classify.checkpoint import CURRENT_FILE, MANIFEST_FILE, file_sha256, verify
+from consumer.classify.model import ProductClassifier
+from consumer.errors import CheckpointError
+from schemas.manifest import CheckpointManifest, TrainingRecipe
+
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+RECORDED_LIBRARIES = ("torch", "transformers", "peft", "tokenizers")
+# The manifest's own pattern, minus a leading dot: dot names are staging folders.
+VERSION_PATTERN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+STAGING_PREFIX = ".tmp-"
+
+
+def publish(
+    model: ProductClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    registry: Path,
+    model_name: str,
+    base_model: str,
+    labels: Sequence[str],
+    max_length: int,
+    instruction: str | None,
+    recipe: TrainingRecipe,
+    metrics: Mapping[str, float],
+    dtype: str = "float16",
+    version: str | None = None,
+) -> Path:
+    """Writes a verified checkpoint, makes it CURRENT, and returns its directory."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    model_dir = registry / model_name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    version = version or _new_version(model_dir)
+    _check_version_name(version)
+    final = model_dir / version
+    if final.exists():
+        raise CheckpointError(f"{final} already exists; versions are never overwritten")
+
+    staging = model_dir / f"{STAGING_PREFIX}{version}"
+    # Whatever is there was left by a publish that crashed before its rename.
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        _cast(model, DTYPES[dtype]).save(staging)
+        tokenizer.save_pretrained(str(staging))
+        manifest = CheckpointManifest(
+            model_name=model_name,
+            version=version,
+            created_at=datetime.now(UTC),
+            base_model=base_model,
+            labels=list(labels),
+            max_length=max_length,
+            dtype=dtype,
+            instruction=instruction,
+            training=recipe,
+            metrics=dict(metrics),
+            files=_hash_files(staging),
+            library_versions={name: installed_version(name) for name in RECORDED_LIBRARIES},
+        )
+        (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _point_current(model_dir, version)
+    return final
+
+
+def promote(registry: Path, model_name: str, version: str) -> Path:
+    """Makes an already published version CURRENT after verifying its files."""
+    _check_version_name(version)
+    model_dir = registry / model_name
+    directory = model_dir / version
+    if not (directory / MANIFEST_FILE).is_file():
+        known = ", ".join(list_versions(registry, model_name)) or "none"
+        raise CheckpointError(f"{model_name} has no version {version!r} (published: {known})")
+    verify(directory)
+    _point_current(model_dir, version)
+    return directory
+
+
+def list_versions(registry: Path, model_name: str) -> list[str]:
+    """Published versions, sorted by name (for timestamp versions: oldest first)."""
+    model_dir = registry / model_name
+    if not model_dir.is_dir():
+        return []
+    return sorted(
+        p.name for p in model_dir.iterdir() if not p.name.startswith(".") and (p / MANIFEST_FILE).is_file()
+    )
+
+
+def _cast(model: ProductClassifier, dtype: torch.dtype) -> ProductClassifier:
+    # A copy, so the caller keeps its full-precision weights.
+    if all(p.dtype == dtype for p in model.parameters()):
+        return model
+    return copy.deepcopy(model).to(dtype)
+
+
+def _hash_files(directory: Path) -> dict[str, str]:
+    return {
+        path.relative_to(directory).as_posix(): file_sha256(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _new_version(model_dir: Path) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    candidate, suffix = stamp, 1
+    while (model_dir / candidate).exists() or (model_dir / f"{STAGING_PREFIX}{candidate}").exists():
+        suffix += 1
+        candidate = f"{stamp}-{suffix}"
+    return candidate
+
+
+def _check_version_name(version: str) -> None:
+    # Also keeps a version from naming a path outside the model's folder.
+    if not VERSION_PATTERN.fullmatch(version):
+        raise CheckpointError(f"invalid version name {version!r}: use letters, digits, . _ -")
+
+
+def _point_current(model_dir: Path, version: str) -> None:
+    pending = model_dir / f".{CURRENT_FILE}.{os.getpid()}"
+    with pending.open("w") as handle:
+        handle.write(version + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(pending, model_dir / CURRENT_FILE)
