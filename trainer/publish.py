@@ -63,6 +63,7 @@ def publish(
     try:
         _cast(model, DTYPES[dtype]).save(staging)
         tokenizer.save_pretrained(str(staging))
+        _make_readable(staging)
         manifest = CheckpointManifest(
             model_name=model_name,
             version=version,
@@ -114,6 +115,13 @@ def _cast(model: ProductClassifier, dtype: torch.dtype) -> ProductClassifier:
     if all(p.dtype == dtype for p in model.parameters()):
         return model
     return copy.deepcopy(model).to(dtype)
+
+
+def _make_readable(directory: Path) -> None:
+    # safetensors writes its files owner-only (0600), but the consumer usually runs as
+    # another user (the image's `nobody`) over a read-only mount of the registry.
+    for path in directory.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def _hash_files(directory: Path) -> dict[str, str]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import stat
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,6 +83,12 @@ def test_manifest_hashes_every_file_of_the_checkpoint(publish_one: Publish) -> N
     checkpoint = publish_one()
     on_disk = {p.relative_to(checkpoint).as_posix() for p in checkpoint.rglob("*") if p.is_file()}
     assert set(verify(checkpoint).manifest.files) == on_disk - {MANIFEST_FILE}
+
+
+def test_published_files_are_readable_by_other_users(publish_one: Publish) -> None:
+    checkpoint = publish_one()
+    unreadable = [p.name for p in checkpoint.iterdir() if not p.stat().st_mode & stat.S_IROTH]
+    assert unreadable == []
 
 
 def test_manifest_records_the_library_versions(publish_one: Publish) -> None:
