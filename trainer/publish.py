@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version as installed_version
 from pathlib import Path
+from typing import Literal
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -24,10 +25,16 @@ from consumer.classify.model import ProductClassifier
 from consumer.errors import CheckpointError
 from schemas.manifest import CheckpointManifest, TrainingRecipe
 
-DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+Dtype = Literal["float16", "bfloat16", "float32"]
+DTYPES: dict[str, torch.dtype] = {
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float32": torch.float32,
+}
 RECORDED_LIBRARIES = ("torch", "transformers", "peft", "tokenizers")
-# The manifest's own pattern, minus a leading dot: dot names are staging folders.
-VERSION_PATTERN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+# The manifest's pattern for model names and versions, minus a leading dot (dot names are
+# staging folders, and ".." would leave the registry).
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 STAGING_PREFIX = ".tmp-"
 
 
@@ -43,16 +50,17 @@ def publish(
     instruction: str | None,
     recipe: TrainingRecipe,
     metrics: Mapping[str, float],
-    dtype: str = "float16",
+    dtype: Dtype = "float16",
     version: str | None = None,
 ) -> Path:
-    """Writes a verified checkpoint, makes it CURRENT, and returns its directory."""
+    """Writes a checkpoint with its manifest, makes it CURRENT, and returns its directory."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    _check_name("model name", model_name)
     model_dir = registry / model_name
     model_dir.mkdir(parents=True, exist_ok=True)
     version = version or _new_version(model_dir)
-    _check_version_name(version)
+    _check_name("version", version)
     final = model_dir / version
     if final.exists():
         raise CheckpointError(f"{final} already exists; versions are never overwritten")
@@ -63,7 +71,6 @@ def publish(
     try:
         _cast(model, DTYPES[dtype]).save(staging)
         tokenizer.save_pretrained(str(staging))
-        _make_readable(staging)
         manifest = CheckpointManifest(
             model_name=model_name,
             version=version,
@@ -79,6 +86,7 @@ def publish(
             library_versions={name: installed_version(name) for name in RECORDED_LIBRARIES},
         )
         (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
+        _make_readable(staging)
         staging.rename(final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -89,7 +97,8 @@ def publish(
 
 def promote(registry: Path, model_name: str, version: str) -> Path:
     """Makes an already published version CURRENT after verifying its files."""
-    _check_version_name(version)
+    _check_name("model name", model_name)
+    _check_name("version", version)
     model_dir = registry / model_name
     directory = model_dir / version
     if not (directory / MANIFEST_FILE).is_file():
@@ -120,6 +129,7 @@ def _cast(model: ProductClassifier, dtype: torch.dtype) -> ProductClassifier:
 def _make_readable(directory: Path) -> None:
     # safetensors writes its files owner-only (0600), but the consumer usually runs as
     # another user (the image's `nobody`) over a read-only mount of the registry.
+    directory.chmod(0o755)
     for path in directory.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
 
@@ -141,10 +151,10 @@ def _new_version(model_dir: Path) -> str:
     return candidate
 
 
-def _check_version_name(version: str) -> None:
-    # Also keeps a version from naming a path outside the model's folder.
-    if not VERSION_PATTERN.fullmatch(version):
-        raise CheckpointError(f"invalid version name {version!r}: use letters, digits, . _ -")
+def _check_name(kind: str, name: str) -> None:
+    # Also keeps a name from pointing outside the registry.
+    if not NAME_PATTERN.fullmatch(name):
+        raise CheckpointError(f"invalid {kind} {name!r}: use letters, digits, . _ - (not first .)")
 
 
 def _point_current(model_dir: Path, version: str) -> None:
@@ -153,4 +163,5 @@ def _point_current(model_dir: Path, version: str) -> None:
         handle.write(version + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+    pending.chmod(0o644)
     os.replace(pending, model_dir / CURRENT_FILE)

@@ -472,18 +472,24 @@ def _watch(rng: random.Random) -> str:
 # --- Shoes ----------------------------------------------------------------------------------
 
 SHOE_MODELS = (
-    ("Nike", "Air Max 90"), ("Nike", "Air Force 1 '07"), ("Nike", "Pegasus 40"),
-    ("Adidas", "Stan Smith"), ("Adidas", "Superstar"), ("Adidas", "Ultraboost 22"),
-    ("New Balance", "574"), ("Asics", "Gel-Kayano 30"), ("Vans", "Old Skool"),
-    ("Converse", "Chuck Taylor All Star Hi"), ("Puma", "Suede Classic"), ("Reebok", "Club C 85"),
-    ("Skechers", "Go Walk 6"), ("Dr. Martens", "1460"), ("Timberland", "6-Inch Premium"),
-    ("Clarks", "Desert Boot"), ("Birkenstock", "Arizona"), ("Crocs", "Classic Clog"),
-    ("UGG", "Classic Short II"), ("Hoka", "Clifton 9"), ("Salomon", "XA Pro 3D GTX"),
-    ("Geox", "Nebula"),
+    ("Nike", "Air Max 90", "Trainers"), ("Nike", "Air Force 1 '07", "Trainers"),
+    ("Nike", "Pegasus 40", "Running Shoes"), ("Adidas", "Stan Smith", "Trainers"),
+    ("Adidas", "Superstar", "Sneakers"), ("Adidas", "Ultraboost 22", "Running Shoes"),
+    ("Adidas", "Copa Pure.3 FG", "Football Boots"), ("New Balance", "574", "Trainers"),
+    ("Asics", "Gel-Kayano 30", "Running Shoes"), ("Vans", "Old Skool", "Skate Shoes"),
+    ("Converse", "Chuck Taylor All Star Hi", "Sneakers"), ("Puma", "Suede Classic", "Trainers"),
+    ("Reebok", "Club C 85", "Trainers"), ("Skechers", "Go Walk 6", "Walking Shoes"),
+    ("Dr. Martens", "1460", "Lace Up Boots"), ("Dr. Martens", "2976", "Chelsea Boots"),
+    ("Timberland", "6-Inch Premium", "Waterproof Boots"), ("Clarks", "Desert Boot", "Boots"),
+    ("Birkenstock", "Arizona", "Sandals"), ("Crocs", "Classic Clog", "Clogs"),
+    ("UGG", "Classic Short II", "Sheepskin Boots"), ("Hoka", "Clifton 9", "Running Shoes"),
+    ("Salomon", "XA Pro 3D GTX", "Trail Running Shoes"), ("Geox", "Nebula", "Sneakers"),
+    ("Merrell", "Moab 3 Mid GTX", "Hiking Boots"), ("Havaianas", "Top", "Flip Flops"),
 )  # fmt: skip
 SHOE_TYPES = (
-    "Trainers", "Running Shoes", "Sneakers", "Boots", "Chelsea Boots", "Hiking Boots", "Sandals",
-    "Loafers", "Brogues", "Ballet Flats", "Court Shoes", "Slippers", "Football Boots", "Mules",
+    "Trainers", "Running Shoes", "Boots", "Chelsea Boots", "Ankle Boots", "Hiking Boots",
+    "Sandals", "Loafers", "Brogues", "Ballet Flats", "Court Shoes", "Slippers", "Mules",
+    "School Shoes", "Wellington Boots",
 )  # fmt: skip
 SHOE_MATERIALS = ("Leather", "Suede", "Canvas", "Mesh", "Nubuck", "Patent Leather", "Knit")
 
@@ -498,15 +504,14 @@ def _shoe_size(rng: random.Random, who: str) -> str:
 
 
 def _branded_shoe(rng: random.Random) -> str:
-    brand, model = rng.choice(SHOE_MODELS)
+    brand, model, kind = rng.choice(SHOE_MODELS)
     who = rng.choice(("Men's", "Women's", "Kids'", "Unisex", "Boys'", "Girls'"))
-    kind = rng.choice(SHOE_TYPES)
     colour = rng.choice(COLOURS)
     size = _shoe_size(rng, who)
     style = f"{_code(rng, 2, 4)}-{rng.choice(('001', '100', '400', '600'))}"
     templates = (
         f"{brand} {model} {who} {kind}, {colour}/{rng.choice(COLOURS)}, {size}",
-        f"{brand} {who} {model} {rng.choice(SHOE_MATERIALS)} {kind} {colour} {size}",
+        f"{brand} {who} {model} {kind} {colour} {size}",
         f"{brand} {model} {kind} {style} {colour} - {size}",
     )
     return rng.choice(templates)
@@ -519,13 +524,12 @@ def _unbranded_shoe(rng: random.Random) -> str:
     colour = rng.choice(COLOURS)
     size = _shoe_size(rng, who)
     width = rng.choice(("", " Wide Fit", " E Fit", " Extra Wide"))
-    closure = rng.choice(("Lace Up", "Slip On", "Zip Up", "Velcro Strap", "Buckle"))
+    closure = rng.choice(("Lace Up", "Slip On", "Zip Up", "Touch Fastening", "Buckle"))
     templates = (
         f"{who} {material} {closure} {kind} {colour} Size {size}{width}",
         f"{who} {kind} {closure} {material} Upper, Non-Slip Rubber Sole, {colour}, {size}",
-        f"Dr. Martens 1460 Smooth {material} {closure} Boots {colour} {size}",
         f"Clarks {who} {rng.choice(('Un Rio', 'Tilden', 'Cora', 'Emslie', 'Orinoco'))} "
-        f"{kind} {colour} {material} {rng.randint(3, 11)} {rng.choice('DEFG')}",
+        f"{material} {kind} {colour} {rng.randint(3, 11)} {rng.choice('DEFG')}",
     )
     return rng.choice(templates)
 
@@ -550,7 +554,7 @@ def generate(per_class: int = 400, seed: int = 0) -> list[LabeledTitle]:
     if per_class < 1:
         raise ValueError(f"per_class must be at least 1, got {per_class}")
     rng = random.Random(seed)
-    records = []
+    records: list[LabeledTitle] = []
     for category, generators in GENERATORS.items():
         titles: dict[str, None] = {}
         for _ in range(per_class * MAX_DRAWS_PER_TITLE):

@@ -87,6 +87,7 @@ class TrainResult:
 
 
 def train(config: TrainConfig) -> TrainResult:
+    """Reads, splits, fine-tunes, validates and publishes; the new checkpoint becomes CURRENT."""
     index = label_index(config.labels)
     records = read_jsonl(config.data)
     known = [r for r in records if r.category in index]
@@ -194,7 +195,7 @@ def _fit(
             seen += len(batch)
             bar.update()
             rate = seen / (time.perf_counter() - started)
-            bar.set_postfix(loss=f"{loss.item():.4f}", ex_s=f"{rate:.0f}")
+            bar.set_postfix({"loss": f"{loss.item():.4f}", "ex/s": f"{rate:.0f}"})
 
 
 def _batches(

@@ -135,7 +135,7 @@ def test_publish_refuses_to_overwrite_a_version(publish_one: Publish) -> None:
 
 
 def test_publish_rejects_a_version_that_names_another_path(publish_one: Publish) -> None:
-    with pytest.raises(CheckpointError, match="invalid version name"):
+    with pytest.raises(CheckpointError, match="invalid version"):
         publish_one("../elsewhere")
 
 
