@@ -15,29 +15,9 @@ from trainer.records import LabeledTitle, write_jsonl
 from trainer.sample_corpus import generate
 from trainer.train import TrainConfig, TrainResult, train
 
-# Full fine-tuning of the tiny base from random weights: one epoch (64 steps of 32) at 1e-3
-# reaches ~0.99 validation macro-F1 in a few seconds on one core; 1e-4 is far too slow for
-# weights that start from nothing, 3e-3 gets there as well but less smoothly.
-FULL_LEARNING_RATE = 1e-3
-FULL_EPOCHS = 1.0
 # LoRA on a random backbone mostly trains the head, so it needs a higher rate to move at all.
 LORA_LEARNING_RATE = 3e-3
 OFF_LABEL = [LabeledTitle(f"Hozelock Garden Hose {n}m", "Garden") for n in (15, 25, 30)]
-
-
-@pytest.fixture(scope="module")
-def full_run(corpus: Path, tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
-    return train(
-        TrainConfig(
-            data=corpus,
-            base_model=str(tiny_base),
-            registry=tmp_path_factory.mktemp("registry"),
-            full_finetune=True,
-            learning_rate=FULL_LEARNING_RATE,
-            epochs=FULL_EPOCHS,
-            progress=False,
-        )
-    )
 
 
 @pytest.fixture(scope="module")
