@@ -10,7 +10,7 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from consumer.classify.checkpoint import Checkpoint, resolve, verify
-from consumer.classify.encode import encode
+from consumer.classify.encode import TitleEncoder
 from consumer.classify.model import ProductClassifier
 from consumer.errors import CheckpointError, ConfigError
 
@@ -45,7 +45,9 @@ class Classifier:
     ) -> None:
         self.checkpoint = checkpoint
         self._model = model
-        self._tokenizer = tokenizer
+        self._encode = TitleEncoder(
+            tokenizer, max_length=checkpoint.manifest.max_length, instruction=checkpoint.manifest.instruction
+        )
         self._device = device
         self.labels = tuple(checkpoint.manifest.labels)
 
@@ -87,14 +89,10 @@ class Classifier:
 
     @torch.inference_mode()
     def predict(self, titles: Sequence[str], *, top_k: int) -> list[Prediction]:
-        manifest = self.checkpoint.manifest
-        batch = encode(
-            self._tokenizer,
-            titles,
-            max_length=manifest.max_length,
-            instruction=manifest.instruction,
-        ).to(self._device)
-        logits = self._model(batch["input_ids"], batch["attention_mask"])
+        input_ids, attention_mask = self._encode(titles)
+        logits = self._model(
+            input_ids.to(self._device, non_blocking=True), attention_mask.to(self._device, non_blocking=True)
+        )
         probabilities = torch.softmax(logits.float(), dim=-1)
         k = min(top_k, len(self.labels))
         scores, indices = probabilities.topk(k, dim=-1)
