@@ -124,6 +124,15 @@ def cmd_dataset_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _base_model(value: str) -> str:
+    """A hub id passes through; something that looks like a path must be a model directory."""
+    path = Path(value)
+    looks_like_path = value.startswith((".", "/", "~")) or path.exists() or value.count("/") > 1
+    if looks_like_path and not (path.expanduser() / "config.json").is_file():
+        raise argparse.ArgumentTypeError(f"{value} is not a model directory (no config.json)")
+    return str(path.expanduser()) if looks_like_path else value
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from trainer.train import TrainConfig, train
 
@@ -243,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="LoRA (r=16, alpha=32, AdamW, lr 5e-5, 1 epoch) on a Qwen3 base by default.",
     )
     train.add_argument("--data", type=_existing_file, required=True, help="JSON lines with title, category")
-    train.add_argument("--base-model", required=True, help="hub id or local model directory")
+    train.add_argument(
+        "--base-model", type=_base_model, required=True, help="hub id or local model directory"
+    )
     train.add_argument("--registry", type=Path, required=True)
     train.add_argument("--model-name", default="product-categorizer")
     train.add_argument("--full-finetune", action="store_true", help="train every weight (random-init bases)")
@@ -281,6 +292,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # long-running commands replace this with a graceful drain.
     signal.signal(signal.SIGTERM, _interrupt)
     configure_logging(args.log_level, json=args.log_json)
+    if args.log_level != "DEBUG":
+        # Our own bars show the long work; the library's per-file bars are noise around them.
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
     handler: Handler = args.handler
     try:
         return handler(args)
@@ -293,6 +309,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"prodcat: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # Files that cannot be read and hubs that cannot be reached; the first line says which.
+        print(f"prodcat: error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -90,3 +90,35 @@ def test_consume_help_documents_the_environment_variable_of_each_setting(
         main(["consume", "--help"])
     out = capsys.readouterr().out
     assert "PRODCAT_MAX_BATCH_SIZE" in out and "PRODCAT_INPUT_TOPIC" in out
+
+
+def test_a_base_model_path_without_a_model_gets_one_line(
+    capsys: pytest.CaptureFixture[str], corpus: Path, tmp_path: Path
+) -> None:
+    code, err = run_cli(
+        capsys, "train", "--data", str(corpus), "--base-model", str(tmp_path), "--registry", str(tmp_path)
+    )
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"prodcat train: error: argument --base-model: {tmp_path} is not a model directory (no config.json) "
+        "(see 'prodcat train --help')"
+    ]
+
+
+def test_an_unreachable_hub_model_gets_one_line(
+    capsys: pytest.CaptureFixture[str], corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, err = run_cli(
+        capsys,
+        "train",
+        "--data",
+        str(corpus),
+        "--base-model",
+        "Qwen/Qwen3-Embedding-0.6B",
+        "--registry",
+        str(tmp_path),
+    )
+    assert code == 1
+    assert err.strip().splitlines()[-1].startswith("prodcat: error: ")
+    assert "Traceback" not in err
