@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,3 +20,9 @@ def replace_section(path: Path, name: str, body: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text)
+
+
+def record_result(path: Path, name: str, command: str, text: str) -> None:
+    """Writes `text` with the exact command line that produced it."""
+    invocation = " ".join([command, *sys.argv[1:]])
+    replace_section(path, name, f"Command: `{invocation}`\n\n{text}")

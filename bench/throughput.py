@@ -17,7 +17,6 @@ import argparse
 import sys
 import tempfile
 import time
-import uuid
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -25,16 +24,15 @@ import orjson
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from bench.report import replace_section
+from bench.report import record_result
 from consumer.classify.encode import encode
 from consumer.classify.model import ProductClassifier
 from consumer.classify.runtime import Classifier, pick_device, serving_dtype
-from consumer.config import ConsumerSettings
-from consumer.service import CategorizerService, kafka_client_config
-from consumer.topics import ensure_topics
+from consumer.service import CategorizerService
 from prodcat.broker import EmbeddedBroker
 from prodcat.cli_env import kafka_bootstrap_from_env
 from prodcat.produce import produce_values
+from prodcat.scratch import scratch_settings
 from trainer.records import read_jsonl
 from trainer.sample_corpus import generate, write_jsonl
 from trainer.tiny_base import build_tiny_base
@@ -72,21 +70,8 @@ def stream(events: int, batch_size: int, work: Path) -> dict[str, float]:
     checkpoint = tiny_checkpoint(work)
     with ExitStack() as stack:
         bootstrap = kafka_bootstrap_from_env() or stack.enter_context(EmbeddedBroker()).bootstrap_servers
-        run = uuid.uuid4().hex[:8]
-        settings = ConsumerSettings(
-            bootstrap_servers=bootstrap,
-            input_topic=f"bench-{run}.raw",
-            output_topic=f"bench-{run}.out",
-            dead_letter_topic=f"bench-{run}.dlq",
-            group_id=f"bench-{run}",
-            registry=checkpoint,
-            max_batch_size=batch_size,
-            session_timeout_ms=6000,
-            heartbeat_interval_ms=500,
-        )
-        ensure_topics(
-            kafka_client_config(settings),
-            {settings.input_topic: 6, settings.output_topic: 6, settings.dead_letter_topic: 1},
+        settings = scratch_settings(
+            bootstrap, "bench", partitions=6, registry=checkpoint, max_batch_size=batch_size
         )
         values = [
             orjson.dumps({"id": f"b-{n}", "title": t, "price": 9.99}) for n, t in enumerate(titles(events))
@@ -190,8 +175,7 @@ def main() -> int:
     text = render(flow, big)
     print(text)
     if args.update:
-        command = "python -m bench.throughput " + " ".join(sys.argv[1:])
-        replace_section(args.update, SECTION, f"Command: `{command.strip()}`\n\n{text}")
+        record_result(args.update, SECTION, "python -m bench.throughput", text)
     return 0
 
 

@@ -3,7 +3,7 @@
 Both are trained on the same stratified split of ../shared/data/product-titles/train.jsonl
 and scored on the same held-out part, in one run, side by side:
 
-    .venv/bin/python bench/train_real_titles.py --update BENCHMARKS.md
+    .venv/bin/python -m bench.train_real_titles --update BENCHMARKS.md
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from bench.report import replace_section
+from bench.report import record_result
 from consumer.classify.runtime import Classifier
 from trainer.data import split
 from trainer.metrics import accuracy, macro_f1, per_class
@@ -169,11 +169,10 @@ def main() -> int:
     scores = [tfidf_baseline(train_set, test_set, labels)]
     with tempfile.TemporaryDirectory(prefix="bench-titles-") as work:
         scores.append(transformer(train_set, test_set, labels, args, Path(work)))
-    table = render(scores, labels, args, len(train_set), len(test_set))
-    print(table)
+    text = render(scores, labels, args, len(train_set), len(test_set))
+    print(text)
     if args.update:
-        command = "python bench/train_real_titles.py " + " ".join(sys.argv[1:])
-        replace_section(args.update, SECTION, f"Command: `{command.strip()}`\n\n{table}")
+        record_result(args.update, SECTION, "python -m bench.train_real_titles", text)
     return 0
 
 

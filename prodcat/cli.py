@@ -9,6 +9,7 @@ import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -37,20 +38,18 @@ def _existing_file(value: str) -> Path:
 
 
 def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
+    return _positive(value, int)
 
 
 def _positive_float(value: str) -> float:
+    return _positive(value, float)
+
+
+def _positive(value: str, kind: type[int] | type[float]) -> Any:
     try:
-        number = float(value)
+        number = kind(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+        raise argparse.ArgumentTypeError(f"not a {kind.__name__}: {value!r}") from None
     if number <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {number}")
     return number

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import uuid
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -15,10 +14,10 @@ from consumer.classify.runtime import Classifier
 from consumer.config import ConsumerSettings
 from consumer.service import CategorizerService, RunSummary, kafka_client_config
 from consumer.source import read_topic
-from consumer.topics import ensure_topics
 from prodcat.broker import EmbeddedBroker
 from prodcat.cli_env import kafka_bootstrap_from_env
 from prodcat.produce import produce_values
+from prodcat.scratch import scratch_settings
 from prodcat.signals import install_stop_signals
 from trainer.sample_corpus import LabeledTitle, generate, write_jsonl
 from trainer.tiny_base import build_tiny_base
@@ -137,7 +136,6 @@ def _categorize(settings: ConsumerSettings, classifier: Classifier, records: int
 
 def run_demo(options: DemoOptions) -> int:
     registry, corpus = _prepare_model(options)
-    run_id = uuid.uuid4().hex[:8]
     with ExitStack() as stack:
         bootstrap = kafka_bootstrap_from_env()
         if bootstrap is None:
@@ -146,25 +144,8 @@ def run_demo(options: DemoOptions) -> int:
             where = f"embedded Tansu broker at {bootstrap}"
         else:
             where = f"Kafka at {bootstrap}"
-        settings = ConsumerSettings(
-            bootstrap_servers=bootstrap,
-            input_topic=f"demo-{run_id}.products.raw",
-            output_topic=f"demo-{run_id}.products.categorized",
-            dead_letter_topic=f"demo-{run_id}.products.dead-letter",
-            group_id=f"prodcat-demo-{run_id}",
-            registry=registry,
-            device=options.device,
-            session_timeout_ms=6000,
-            heartbeat_interval_ms=500,
-        )
-        client = kafka_client_config(settings)
-        ensure_topics(
-            client,
-            {
-                settings.input_topic: PARTITIONS,
-                settings.output_topic: PARTITIONS,
-                settings.dead_letter_topic: 1,
-            },
+        settings = scratch_settings(
+            bootstrap, "demo", partitions=PARTITIONS, registry=registry, device=options.device
         )
         values, expected = demo_events(options.events, corpus)
         produced = produce_values(values, settings)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import re
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -15,8 +14,8 @@ from consumer.classify.runtime import Classifier
 from consumer.config import ConsumerSettings
 from consumer.service import CategorizerService, kafka_client_config
 from consumer.source import Record, read_topic
-from consumer.topics import ensure_topics
 from prodcat.produce import produce_values
+from prodcat.scratch import scratch_settings
 from schemas import DeadLetterEvent, EnrichedEvent
 
 PARTITIONS = 3
@@ -28,25 +27,9 @@ def classifier(trained_registry: Path) -> Classifier:
 
 
 def settings_factory(bootstrap: str, registry: Path) -> ConsumerSettings:
-    """Fresh topics and group per test: Tansu can jam a group that is closed mid-rebalance."""
-    run = uuid.uuid4().hex[:8]
-    settings = ConsumerSettings(
-        bootstrap_servers=bootstrap,
-        input_topic=f"t-{run}.raw",
-        output_topic=f"t-{run}.categorized",
-        dead_letter_topic=f"t-{run}.dlq",
-        group_id=f"g-{run}",
-        registry=registry,
-        device="cpu",
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=500,
-        commit_interval_ms=200,
+    return scratch_settings(
+        bootstrap, "test", partitions=PARTITIONS, registry=registry, device="cpu", commit_interval_ms=200
     )
-    ensure_topics(
-        kafka_client_config(settings),
-        {settings.input_topic: PARTITIONS, settings.output_topic: PARTITIONS, settings.dead_letter_topic: 1},
-    )
-    return settings
 
 
 def events_factory(count: int, malformed_every: int | None = None) -> tuple[list[bytes], set[str], set[str]]:
