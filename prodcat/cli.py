@@ -19,6 +19,7 @@ from consumer.logs import configure_logging
 from consumer.parse import describe_validation_error
 from prodcat.flags import add_settings_flags, settings_overrides
 from prodcat.signals import install_stop_signals
+from schemas.labels import DEFAULT_CATEGORIES
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -34,6 +35,13 @@ def _existing_file(value: str) -> Path:
     path = Path(value)
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"no such file: {value}")
+    return path
+
+
+def _existing_path(value: str) -> Path:
+    path = Path(value)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"no such file or directory: {value}")
     return path
 
 
@@ -130,6 +138,31 @@ def _base_model(value: str) -> str:
     if looks_like_path and not (path.expanduser() / "config.json").is_file():
         raise argparse.ArgumentTypeError(f"{value} is not a model directory (no config.json)")
     return str(path.expanduser()) if looks_like_path else value
+
+
+def cmd_dataset_build(args: argparse.Namespace) -> int:
+    from trainer.dataset_build import BuildOptions, build_dataset, write_dataset
+    from trainer.lspc import ReadStats, TextOptions, read_catalogue, read_lspc, read_mapping
+
+    options = BuildOptions(
+        categories=None if args.top_k else tuple(args.categories.split(",")),
+        top_k=args.top_k,
+        validation_fraction=args.validation_fraction,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+    )
+    text = TextOptions(mode=args.text, max_chars=args.max_chars)
+    stats = ReadStats()
+    if args.lspc is not None:
+        mapping = read_mapping(args.mapping) if args.mapping else None
+        offers = read_lspc(args.lspc, mapping=mapping, text=text, stats=stats)
+    else:
+        offers = read_catalogue(args.jsonl, text=text, stats=stats)
+    report = write_dataset(build_dataset(offers, options, stats), args.out)
+    counts = ", ".join(f"{name} {split['total']}" for name, split in report["splits"].items())
+    skipped = sum(report["read"]["skipped_lines"].values())
+    print(f"wrote {args.out}: {counts}; {skipped} lines skipped, {report['duplicates_removed']} duplicates")
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -245,12 +278,37 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     sample.set_defaults(handler=cmd_dataset_sample)
 
+    build = dataset.add_parser(
+        "build",
+        help="LSPC V2020 archive (or your JSON lines) to cluster-grouped train/validation/test splits",
+        description="Streams the archive, normalises titles, removes duplicates within a cluster, "
+        "splits by cluster (no product in two splits), and writes Parquet splits + dataset.json.",
+    )
+    source = build.add_mutually_exclusive_group(required=True)
+    source.add_argument("--lspc", type=_existing_file, help="lspcV2020.zip (members *.json.gz / *.json)")
+    source.add_argument("--jsonl", type=_existing_file, help="your own JSON lines with title, category")
+    build.add_argument("--mapping", type=_existing_file, help="cluster_id<TAB>category file (PDC2020 map)")
+    build.add_argument("--out", type=Path, required=True, help="dataset directory to write")
+    build.add_argument("--text", choices=["title", "title+description"], default="title")
+    build.add_argument("--max-chars", type=_positive_int, default=None, help="truncate each text")
+    build.add_argument("--categories", default=",".join(DEFAULT_CATEGORIES), help="comma-separated label set")
+    build.add_argument("--top-k", type=_positive_int, default=None, help="the N most frequent labels instead")
+    build.add_argument("--validation-fraction", type=_positive_float, default=0.1)
+    build.add_argument("--test-fraction", type=_positive_float, default=0.1)
+    build.add_argument("--seed", type=int, default=0)
+    build.set_defaults(handler=cmd_dataset_build)
+
     train = commands.add_parser(
         "train",
         help="fine-tune a classifier and publish it to a registry",
         description="LoRA (r=16, alpha=32, AdamW, lr 5e-5, 1 epoch) on a Qwen3 base by default.",
     )
-    train.add_argument("--data", type=_existing_file, required=True, help="JSON lines with title, category")
+    train.add_argument(
+        "--data",
+        type=_existing_path,
+        required=True,
+        help="JSON lines with title, category, or a directory from `prodcat dataset build`",
+    )
     train.add_argument(
         "--base-model", type=_base_model, required=True, help="hub id or local model directory"
     )

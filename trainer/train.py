@@ -25,6 +25,7 @@ from consumer.errors import ConfigError
 from schemas.labels import DEFAULT_CATEGORIES
 from schemas.manifest import TrainingRecipe
 from trainer.data import label_index, split
+from trainer.dataset_build import is_dataset_dir, load_split
 from trainer.device import autocast, autocast_dtype, training_device
 from trainer.evaluate import evaluate
 from trainer.publish import publish
@@ -89,12 +90,10 @@ class TrainResult:
 def train(config: TrainConfig) -> TrainResult:
     """Reads, splits, fine-tunes, validates and publishes; the new checkpoint becomes CURRENT."""
     index = label_index(config.labels)
-    records = read_jsonl(config.data)
-    known = [r for r in records if r.category in index]
-    train_set, validation = split(known, validation_fraction=config.validation_fraction, seed=config.seed)
+    train_set, validation, skipped = _read_data(config, index)
     if not train_set or not validation:
         raise ConfigError(
-            f"{config.data} has {len(known)} records in the configured labels; "
+            f"{config.data} has {len(train_set) + len(validation)} records in the configured labels; "
             "need enough for both a training and a validation split"
         )
 
@@ -145,9 +144,27 @@ def train(config: TrainConfig) -> TrainResult:
         checkpoint=checkpoint,
         version=checkpoint.name,
         metrics=metrics,
-        skipped=len(records) - len(known),
+        skipped=skipped,
         model=model,
     )
+
+
+def _read_data(
+    config: TrainConfig, index: dict[str, int]
+) -> tuple[list[LabeledTitle], list[LabeledTitle], int]:
+    """Training and validation records in the label set, and how many were outside it.
+
+    A dataset directory brings its own cluster-grouped validation split; a JSONL file is
+    split here, stratified by label.
+    """
+    if is_dataset_dir(config.data):
+        parts = [load_split(config.data, "train"), load_split(config.data, "validation")]
+        train_set, validation = ([r for r in part if r.category in index] for part in parts)
+        return train_set, validation, sum(map(len, parts)) - len(train_set) - len(validation)
+    records = read_jsonl(config.data)
+    known = [r for r in records if r.category in index]
+    train_set, validation = split(known, validation_fraction=config.validation_fraction, seed=config.seed)
+    return train_set, validation, len(records) - len(known)
 
 
 def _fit(

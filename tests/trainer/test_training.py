@@ -111,3 +111,28 @@ def test_training_rejects_data_without_records_in_the_labels(tiny_base: Path, tm
     config = TrainConfig(data=data, base_model=str(tiny_base), registry=tmp_path, progress=False)
     with pytest.raises(ConfigError, match="0 records in the configured labels"):
         train(config)
+
+
+def test_a_dataset_directory_is_validated_on_its_own_validation_split(
+    corpus: Path, tiny_base: Path, tmp_path: Path
+) -> None:
+    from trainer.dataset_build import BuildOptions, build_dataset, load_split, write_dataset
+    from trainer.lspc import ReadStats, read_catalogue
+
+    stats = ReadStats()
+    offers = read_catalogue(corpus, stats=stats, progress=False)
+    write_dataset(build_dataset(offers, BuildOptions(), stats), tmp_path / "dataset")
+    result = train(
+        TrainConfig(
+            data=tmp_path / "dataset",
+            base_model=str(tiny_base),
+            registry=tmp_path / "registry",
+            full_finetune=True,
+            learning_rate=1e-3,
+            epochs=0.25,
+            progress=False,
+        )
+    )
+    recipe = verify(result.checkpoint).manifest.training
+    assert recipe.validation_examples == len(load_split(tmp_path / "dataset", "validation"))
+    assert recipe.train_examples == len(load_split(tmp_path / "dataset", "train"))
