@@ -189,6 +189,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from trainer.report import REPORT_MD, evaluate_checkpoint
+
+    report = evaluate_checkpoint(
+        args.checkpoint,
+        args.data,
+        out_dir=args.out,
+        model_name=args.model_name,
+        device=args.device,
+        batch_size=args.batch_size,
+    )
+    print(
+        f"{report.model_name} {report.version} on {report.examples} examples: "
+        f"accuracy {report.accuracy:.4f}, macro-F1 {report.macro_f1:.4f}, "
+        f"ECE {report.expected_calibration_error:.4f}; "
+        f"report in {args.out / REPORT_MD}"
+    )
+    return 0
+
+
 def cmd_registry_list(args: argparse.Namespace) -> int:
     from consumer.classify.checkpoint import load_manifest, read_current
 
@@ -324,6 +344,30 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--instruction", default=None, help="prefix prepended to every title")
     train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a published checkpoint: accuracy, macro-F1, per class, confusion matrix, calibration",
+        description="Loads the checkpoint as the consumer does (checksums verified) and writes "
+        "report.json, report.md and confusion_matrix.png.",
+    )
+    evaluate.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        help="a checkpoint, a model's registry folder, or a registry",
+    )
+    evaluate.add_argument(
+        "--data",
+        type=_existing_path,
+        required=True,
+        help="JSON lines with title, category, or a dataset directory (its test split is used)",
+    )
+    evaluate.add_argument("--out", type=Path, default=Path("evaluation"), help="report directory")
+    evaluate.add_argument("--model-name", default=None, help="needed when the registry holds several models")
+    evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=64)
+    evaluate.set_defaults(handler=cmd_evaluate)
 
     registry = commands.add_parser("registry", help="inspect and move the CURRENT pointer").add_subparsers(
         dest="registry_command", required=True, metavar="ACTION", parser_class=OneLineParser

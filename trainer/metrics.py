@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -70,3 +71,23 @@ def _check_lengths(y_true: Sequence[Label], y_pred: Sequence[Label]) -> None:
         raise ValueError(f"y_true has {len(y_true)} items but y_pred has {len(y_pred)}")
     if not y_true:
         raise ValueError("no examples to score")
+
+
+def expected_calibration_error(
+    confidences: Sequence[float], correct: Sequence[bool], bins: int = 15
+) -> float:
+    """Top-label ECE: over equal-width confidence bins, the gap between mean confidence and
+    accuracy, weighted by the share of predictions in the bin."""
+    if len(confidences) != len(correct):
+        raise ValueError(f"{len(confidences)} confidences but {len(correct)} outcomes")
+    if not confidences:
+        return 0.0
+    totals = [[0, 0.0, 0] for _ in range(bins)]
+    for confidence, hit in zip(confidences, correct, strict=True):
+        # Bins are (k/bins, (k+1)/bins]; a confidence of exactly 0 joins the first.
+        index = min(bins - 1, max(0, math.ceil(confidence * bins) - 1))
+        totals[index][0] += 1
+        totals[index][1] += confidence
+        totals[index][2] += int(hit)
+    n = len(confidences)
+    return sum(count / n * abs(conf / count - hits / count) for count, conf, hits in totals if count)
