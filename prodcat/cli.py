@@ -229,6 +229,14 @@ def cmd_registry_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_registry_rollback(args: argparse.Namespace) -> int:
+    from trainer.publish import rollback
+
+    version = rollback(args.registry, args.model_name)
+    print(f"{args.model_name} CURRENT -> {version}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="prodcat",
@@ -375,7 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing = registry.add_parser("list", help="versions, CURRENT marked with *")
     promote = registry.add_parser("promote", help="point CURRENT at a version")
     promote.add_argument("version")
-    for sub, handler in ((listing, cmd_registry_list), (promote, cmd_registry_promote)):
+    back = registry.add_parser("rollback", help="point CURRENT back at the version live before it")
+    for sub, handler in (
+        (listing, cmd_registry_list),
+        (promote, cmd_registry_promote),
+        (back, cmd_registry_rollback),
+    ):
         sub.add_argument("--registry", type=Path, default=Path("registry"))
         sub.add_argument("--model-name", default="product-categorizer")
         sub.set_defaults(handler=handler)

@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from consumer.classify.checkpoint import CURRENT_FILE, MANIFEST_FILE, file_sha256, verify
+from consumer.classify.checkpoint import CURRENT_FILE, MANIFEST_FILE, file_sha256, read_current, verify
 from consumer.classify.model import ProductClassifier
 from consumer.errors import CheckpointError
 from schemas.manifest import CheckpointManifest, TrainingRecipe
@@ -36,6 +36,7 @@ RECORDED_LIBRARIES = ("torch", "transformers", "peft", "tokenizers")
 # staging folders, and ".." would leave the registry).
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 STAGING_PREFIX = ".tmp-"
+HISTORY_FILE = "HISTORY"
 
 
 def publish(
@@ -109,6 +110,21 @@ def promote(registry: Path, model_name: str, version: str) -> Path:
     return directory
 
 
+def rollback(registry: Path, model_name: str) -> str:
+    """Points CURRENT back at the version that was live before the current one; returns it."""
+    model_dir = registry / model_name
+    current = read_current(model_dir)
+    earlier = [v for v in _history(model_dir) if v != current]
+    if not earlier:
+        raise CheckpointError(f"{model_name} has no earlier live version to roll back to")
+    previous = earlier[-1]
+    verify(model_dir / previous)
+    # The rolled-back version leaves the history, so a second rollback goes further back.
+    _write_history(model_dir, [v for v in _history(model_dir) if v != current])
+    _point_current(model_dir, previous, record=False)
+    return previous
+
+
 def list_versions(registry: Path, model_name: str) -> list[str]:
     """Published versions, sorted by name (for timestamp versions: oldest first)."""
     model_dir = registry / model_name
@@ -157,11 +173,27 @@ def _check_name(kind: str, name: str) -> None:
         raise CheckpointError(f"invalid {kind} {name!r}: use letters, digits, . _ - (not first .)")
 
 
-def _point_current(model_dir: Path, version: str) -> None:
-    pending = model_dir / f".{CURRENT_FILE}.{os.getpid()}"
+def _point_current(model_dir: Path, version: str, *, record: bool = True) -> None:
+    if record:
+        _write_history(model_dir, [*_history(model_dir), version])
+    _replace_atomically(model_dir / CURRENT_FILE, version + "\n")
+
+
+def _history(model_dir: Path) -> list[str]:
+    """Versions in the order they became live (HISTORY), oldest first."""
+    path = model_dir / HISTORY_FILE
+    return path.read_text().split() if path.is_file() else []
+
+
+def _write_history(model_dir: Path, versions: list[str]) -> None:
+    _replace_atomically(model_dir / HISTORY_FILE, "".join(f"{v}\n" for v in versions))
+
+
+def _replace_atomically(path: Path, text: str) -> None:
+    pending = path.with_name(f".{path.name}.{os.getpid()}")
     with pending.open("w") as handle:
-        handle.write(version + "\n")
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     pending.chmod(0o644)
-    os.replace(pending, model_dir / CURRENT_FILE)
+    os.replace(pending, path)

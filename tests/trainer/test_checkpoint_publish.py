@@ -16,7 +16,7 @@ from consumer.classify.model import ProductClassifier
 from consumer.errors import CheckpointError
 from schemas.labels import DEFAULT_CATEGORIES
 from schemas.manifest import TrainingRecipe
-from trainer.publish import list_versions, promote, publish
+from trainer.publish import list_versions, promote, publish, rollback
 
 MODEL_NAME = "product-categorizer"
 RECIPE = TrainingRecipe(
@@ -143,7 +143,7 @@ def test_failed_publish_leaves_no_trace_and_keeps_current(publish_one: Publish, 
     publish_one("v1")
     with pytest.raises(ValueError, match="labels"):
         publish_one("v2", labels=("Books",))
-    assert sorted(p.name for p in (registry / MODEL_NAME).iterdir()) == ["CURRENT", "v1"]
+    assert sorted(p.name for p in (registry / MODEL_NAME).iterdir()) == ["CURRENT", "HISTORY", "v1"]
     assert read_current(registry / MODEL_NAME) == "v1"
 
 
@@ -182,3 +182,26 @@ def test_list_versions_names_published_versions_only(publish_one: Publish, regis
     publish_one("v1")
     (registry / MODEL_NAME / ".tmp-v3").mkdir()
     assert list_versions(registry, MODEL_NAME) == ["v1", "v2"]
+
+
+def test_rollback_returns_to_the_version_live_before_the_current_one(
+    publish_one: Publish, registry: Path
+) -> None:
+    for version in ("v1", "v2", "v3"):
+        publish_one(version)
+    promote(registry, MODEL_NAME, "v1")
+    assert rollback(registry, MODEL_NAME) == "v3"
+    assert read_current(registry / MODEL_NAME) == "v3"
+
+
+def test_a_second_rollback_goes_further_back(publish_one: Publish, registry: Path) -> None:
+    for version in ("v1", "v2", "v3"):
+        publish_one(version)
+    rollback(registry, MODEL_NAME)
+    assert rollback(registry, MODEL_NAME) == "v1"
+
+
+def test_rollback_with_no_earlier_live_version_is_refused(publish_one: Publish, registry: Path) -> None:
+    publish_one("v1")
+    with pytest.raises(CheckpointError, match="no earlier live version"):
+        rollback(registry, MODEL_NAME)
