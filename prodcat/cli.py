@@ -182,10 +182,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         max_length=args.max_length,
         seed=args.seed,
         instruction=args.instruction,
+        labels=tuple(args.categories.split(",")),
+        lora_dropout=args.lora_dropout,
+        warmup_fraction=args.warmup_fraction,
+        validation_fraction=args.validation_fraction,
+        grad_accum_steps=args.grad_accum_steps,
+        class_weighting=args.class_weighting,
+        balanced_sampling=args.balanced_sampling,
+        eval_every=args.eval_every,
     )
     result = train(config)
-    metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(result.metrics.items()))
-    print(f"published {result.checkpoint} ({metrics})")
+    headline = f"macro-F1 {result.metrics['macro_f1']:.4f}, accuracy {result.metrics['accuracy']:.4f}"
+    skipped = f"; {result.skipped} records outside the labels skipped" if result.skipped else ""
+    best = f"best step {result.metrics['best_step']:.0f}"
+    print(f"published {result.checkpoint} (validation {headline}, {best}{skipped})")
     return 0
 
 
@@ -351,6 +361,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-length", type=_positive_int, default=64)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--instruction", default=None, help="prefix prepended to every title")
+    train.add_argument("--categories", default=",".join(DEFAULT_CATEGORIES), help="comma-separated labels")
+    train.add_argument("--lora-dropout", type=float, default=0.05)
+    train.add_argument("--warmup-fraction", type=float, default=0.06, help="share of steps warming up")
+    train.add_argument(
+        "--validation-fraction", type=_positive_float, default=0.15, help="held out from a JSONL file"
+    )
+    train.add_argument(
+        "--grad-accum-steps", type=_positive_int, default=1, help="micro-batches per optimizer step"
+    )
+    train.add_argument(
+        "--class-weighting",
+        choices=["none", "balanced"],
+        default="none",
+        help="balanced: weigh the loss by inverse class frequency (lifts rare classes such as Baby)",
+    )
+    train.add_argument(
+        "--balanced-sampling", action="store_true", help="draw every class equally often (with replacement)"
+    )
+    train.add_argument(
+        "--eval-every", type=_positive_int, default=None, help="validate every N steps (default: each epoch)"
+    )
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser(

@@ -17,10 +17,12 @@ from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Literal
 
+import orjson
 import torch
-from transformers import PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from consumer.classify.checkpoint import CURRENT_FILE, MANIFEST_FILE, file_sha256, read_current, verify
+from consumer.classify.encode import encode
 from consumer.classify.model import ProductClassifier
 from consumer.errors import CheckpointError
 from schemas.manifest import CheckpointManifest, TrainingRecipe
@@ -37,6 +39,8 @@ RECORDED_LIBRARIES = ("torch", "transformers", "peft", "tokenizers")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 STAGING_PREFIX = ".tmp-"
 HISTORY_FILE = "HISTORY"
+ADAPTER_DIR = "adapter"
+GOLDEN_FILE = "golden.jsonl"
 
 
 def publish(
@@ -53,8 +57,15 @@ def publish(
     metrics: Mapping[str, float],
     dtype: Dtype = "float16",
     version: str | None = None,
+    adapter: Path | None = None,
+    golden_titles: Sequence[str] = (),
 ) -> Path:
-    """Writes a checkpoint with its manifest, makes it CURRENT, and returns its directory."""
+    """Writes a checkpoint with its manifest, makes it CURRENT, and returns its directory.
+
+    `adapter` is a saved LoRA adapter directory, kept beside the merged weights as `adapter/`
+    for users who serve adapters on a shared base. `golden_titles` are scored by the model
+    as published and stored in `golden.jsonl`, so a reload can be checked against them.
+    """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     _check_name("model name", model_name)
@@ -72,6 +83,10 @@ def publish(
     try:
         _cast(model, DTYPES[dtype]).save(staging)
         tokenizer.save_pretrained(str(staging))
+        if adapter is not None:
+            shutil.copytree(adapter, staging / ADAPTER_DIR)
+        if golden_titles:
+            _write_golden(golden_titles, labels, max_length, instruction, staging)
         manifest = CheckpointManifest(
             model_name=model_name,
             version=version,
@@ -108,6 +123,22 @@ def promote(registry: Path, model_name: str, version: str) -> Path:
     verify(directory)
     _point_current(model_dir, version)
     return directory
+
+
+def _write_golden(
+    titles: Sequence[str], labels: Sequence[str], max_length: int, instruction: str | None, directory: Path
+) -> None:
+    # Scored from the files just written, loaded as a CPU consumer loads them: a cast copy in
+    # memory would differ slightly (its rotary buffers are rounded too).
+    scorer = ProductClassifier.load(directory, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(str(directory))
+    with torch.inference_mode():
+        batch = encode(tokenizer, titles, max_length=max_length, instruction=instruction)
+        probabilities = torch.softmax(scorer(batch["input_ids"], batch["attention_mask"]), dim=-1)
+    confidence, index = probabilities.max(dim=-1)
+    with (directory / GOLDEN_FILE).open("wb") as handle:
+        for title, i, c in zip(titles, index.tolist(), confidence.tolist(), strict=True):
+            handle.write(orjson.dumps({"title": title, "label": labels[i], "confidence": c}) + b"\n")
 
 
 def rollback(registry: Path, model_name: str) -> str:

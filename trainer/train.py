@@ -7,11 +7,14 @@ the adapters are merged before publishing, so the consumer loads a plain model.
 from __future__ import annotations
 
 import math
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +34,7 @@ from trainer.evaluate import evaluate
 from trainer.publish import publish
 from trainer.records import LabeledTitle, read_jsonl
 
+GOLDEN_SIZE = 32
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -54,6 +58,13 @@ class TrainConfig:
     seed: int = 0
     instruction: str | None = None
     validation_fraction: float = 0.15
+    grad_accum_steps: int = 1
+    class_weighting: Literal["none", "balanced"] = "none"
+    """"balanced" weighs each class's loss by n / (classes x n_class), lifting rare classes."""
+    balanced_sampling: bool = False
+    """Draw examples so every class is seen equally often (with replacement)."""
+    eval_every: int | None = None
+    """Validate every N optimizer steps (default: once per epoch) and at the end; the best wins."""
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -69,6 +80,9 @@ class TrainConfig:
                 (not 0 < self.validation_fraction < 1, "validation_fraction must be in (0, 1)"),
                 (self.max_length < 4, "max_length must be at least 4"),
                 (self.grad_clip <= 0, "grad_clip must be positive"),
+                (self.grad_accum_steps < 1, "grad_accum_steps must be at least 1"),
+                (self.class_weighting not in ("none", "balanced"), "class_weighting is none or balanced"),
+                (self.eval_every is not None and self.eval_every < 1, "eval_every must be at least 1"),
             )
             if failed
         ]
@@ -115,20 +129,44 @@ def train(config: TrainConfig) -> TrainResult:
         )
     model.to(device)
 
-    _fit(model, tokenizer, train_set, index, config, device)
-    if not config.full_finetune:
-        model.backbone = model.backbone.merge_and_unload()
-    model.eval()
-    metrics = evaluate(
-        model,
-        tokenizer,
-        validation,
-        config.labels,
-        max_length=config.max_length,
-        instruction=config.instruction,
-        batch_size=config.batch_size,
+    best = _fit(model, tokenizer, train_set, validation, index, config, device)
+    with tempfile.TemporaryDirectory(prefix="prodcat-adapter-") as scratch:
+        adapter = None
+        if not config.full_finetune:
+            adapter = Path(scratch) / "adapter"
+            model.backbone.save_pretrained(str(adapter), safe_serialization=True)
+            model.backbone = model.backbone.merge_and_unload()
+        model.eval()
+        metrics = evaluate(
+            model,
+            tokenizer,
+            validation,
+            config.labels,
+            max_length=config.max_length,
+            instruction=config.instruction,
+            batch_size=config.batch_size,
+        )
+        metrics["best_step"] = float(best.step)
+        checkpoint = _publish(model, tokenizer, config, metrics, adapter, train_set, validation)
+    return TrainResult(
+        checkpoint=checkpoint,
+        version=checkpoint.name,
+        metrics=metrics,
+        skipped=skipped,
+        model=model,
     )
-    checkpoint = publish(
+
+
+def _publish(
+    model: ProductClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    config: TrainConfig,
+    metrics: dict[str, float],
+    adapter: Path | None,
+    train_set: Sequence[LabeledTitle],
+    validation: Sequence[LabeledTitle],
+) -> Path:
+    return publish(
         model,
         tokenizer,
         registry=config.registry,
@@ -139,13 +177,8 @@ def train(config: TrainConfig) -> TrainResult:
         instruction=config.instruction,
         recipe=_recipe(config, len(train_set), len(validation)),
         metrics=metrics,
-    )
-    return TrainResult(
-        checkpoint=checkpoint,
-        version=checkpoint.name,
-        metrics=metrics,
-        skipped=skipped,
-        model=model,
+        adapter=adapter,
+        golden_titles=[r.title for r in validation[:GOLDEN_SIZE]],
     )
 
 
@@ -167,20 +200,42 @@ def _read_data(
     return train_set, validation, len(records) - len(known)
 
 
+@dataclass
+class _Best:
+    macro_f1: float = -1.0
+    step: int = 0
+    weights: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def class_weights(targets: torch.Tensor, num_labels: int) -> torch.Tensor:
+    """scikit-learn's "balanced" weights, n / (classes x n_class); absent classes weigh 0."""
+    counts = torch.bincount(targets, minlength=num_labels).float()
+    present = counts > 0
+    weights = torch.zeros(num_labels)
+    weights[present] = len(targets) / (int(present.sum()) * counts[present])
+    return weights
+
+
 def _fit(
     model: ProductClassifier,
     tokenizer: PreTrainedTokenizerBase,
     records: Sequence[LabeledTitle],
+    validation: Sequence[LabeledTitle],
     index: dict[str, int],
     config: TrainConfig,
     device: torch.device,
-) -> None:
+) -> _Best:
+    """Trains in place, validating periodically; leaves the best-scoring weights in the model."""
     titles = [r.title for r in records]
     targets = torch.tensor([index[r.category] for r in records])
-    total_steps = max(1, math.ceil(config.epochs * math.ceil(len(records) / config.batch_size)))
+    micro_batches = max(1, math.ceil(config.epochs * math.ceil(len(records) / config.batch_size)))
+    total_steps = math.ceil(micro_batches / config.grad_accum_steps)
+    steps_per_epoch = max(1, math.ceil(len(records) / (config.batch_size * config.grad_accum_steps)))
+    eval_every = config.eval_every or steps_per_epoch
     warmup_steps = int(config.warmup_fraction * total_steps)
 
-    parameters = [p for p in model.parameters() if p.requires_grad]
+    trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    parameters = list(trainable.values())
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, partial(_warmup_then_decay, warmup=warmup_steps, total=total_steps)
@@ -188,41 +243,110 @@ def _fit(
     # bf16 needs no loss scaling; fp16 (CUDA without bf16) does.
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype(device) == torch.float16)
     generator = torch.Generator().manual_seed(config.seed)
+    weight = class_weights(targets, len(index)).to(device) if config.class_weighting == "balanced" else None
+    sampling = 1.0 / torch.bincount(targets)[targets] if config.balanced_sampling else None
 
+    best = _Best()
+    step, seen, started = 0, 0, time.perf_counter()
     model.train()
-    seen, started = 0, time.perf_counter()
+    optimizer.zero_grad(set_to_none=True)
     with tqdm(total=total_steps, desc="training", unit="step", disable=not config.progress) as bar:
-        for batch in _batches(len(records), config.batch_size, total_steps, generator):
+        for micro, batch in enumerate(
+            _batches(len(records), config.batch_size, micro_batches, generator, sampling)
+        ):
             inputs = encode(
                 tokenizer,
                 [titles[i] for i in batch],
                 max_length=config.max_length,
                 instruction=config.instruction,
             ).to(device)
-            with autocast(device):
-                logits = model(inputs["input_ids"], inputs["attention_mask"])
-            loss = F.cross_entropy(logits.float(), targets[batch].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            with _oom_guidance(config):
+                with autocast(device):
+                    logits = model(inputs["input_ids"], inputs["attention_mask"])
+                loss = F.cross_entropy(logits.float(), targets[batch].to(device), weight=weight)
+                scaler.scale(loss / config.grad_accum_steps).backward()
+            seen += len(batch)
+            if (micro + 1) % config.grad_accum_steps and micro + 1 != micro_batches:
+                continue
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            seen += len(batch)
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
             bar.update()
             rate = seen / (time.perf_counter() - started)
             bar.set_postfix({"loss": f"{loss.item():.4f}", "ex/s": f"{rate:.0f}"})
+            if step % eval_every == 0 or step == total_steps:
+                _validate(model, tokenizer, validation, config, step, best, trainable)
+    # The best weights, not the last: with more than one validation they can differ.
+    with torch.no_grad():
+        for name, value in best.weights.items():
+            trainable[name].copy_(value)
+    return best
+
+
+def _validate(
+    model: ProductClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    validation: Sequence[LabeledTitle],
+    config: TrainConfig,
+    step: int,
+    best: _Best,
+    trainable: dict[str, torch.nn.Parameter],
+) -> None:
+    model.eval()
+    metrics = evaluate(
+        model,
+        tokenizer,
+        validation,
+        config.labels,
+        max_length=config.max_length,
+        instruction=config.instruction,
+        batch_size=config.batch_size,
+    )
+    model.train()
+    improved = metrics["macro_f1"] > best.macro_f1
+    if config.progress:
+        tqdm.write(
+            f"step {step}: validation macro-F1 {metrics['macro_f1']:.4f}, accuracy {metrics['accuracy']:.4f}"
+            + (" (best so far)" if improved else "")
+        )
+    if improved:
+        best.macro_f1, best.step = metrics["macro_f1"], step
+        best.weights = {name: p.detach().to("cpu", copy=True) for name, p in trainable.items()}
+
+
+@contextmanager
+def _oom_guidance(config: TrainConfig) -> Iterator[None]:
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        raise ConfigError(
+            f"the GPU ran out of memory at batch size {config.batch_size}, max length {config.max_length}: "
+            f"lower --batch-size (and raise --grad-accum-steps to keep the effective batch), "
+            f"or lower --max-length"
+        ) from None
 
 
 def _batches(
-    size: int, batch_size: int, total_steps: int, generator: torch.Generator
+    size: int,
+    batch_size: int,
+    total: int,
+    generator: torch.Generator,
+    sampling: torch.Tensor | None = None,
 ) -> Iterator[torch.Tensor]:
-    """Index batches over freshly shuffled epochs until `total_steps` batches were given."""
+    """`total` index batches over freshly drawn epochs: shuffled, or weighted when `sampling` is given."""
     given = 0
     while True:
-        for batch in torch.randperm(size, generator=generator).split(batch_size):
-            if given == total_steps:
+        order = (
+            torch.randperm(size, generator=generator)
+            if sampling is None
+            else torch.multinomial(sampling, size, replacement=True, generator=generator)
+        )
+        for batch in order.split(batch_size):
+            if given == total:
                 return
             given += 1
             yield batch

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import orjson
 import pytest
 import torch
 from safetensors import safe_open
@@ -9,11 +11,12 @@ from transformers import AutoTokenizer
 
 from consumer.classify.checkpoint import verify
 from consumer.classify.model import ProductClassifier
+from consumer.classify.runtime import Classifier
 from consumer.errors import ConfigError
 from trainer.evaluate import predict
 from trainer.records import LabeledTitle, write_jsonl
 from trainer.sample_corpus import generate
-from trainer.train import TrainConfig, TrainResult, train
+from trainer.train import TrainConfig, TrainResult, _batches, _oom_guidance, class_weights, train
 
 # LoRA on a random backbone mostly trains the head, so it needs a higher rate to move at all.
 LORA_LEARNING_RATE = 3e-3
@@ -136,3 +139,71 @@ def test_a_dataset_directory_is_validated_on_its_own_validation_split(
     recipe = verify(result.checkpoint).manifest.training
     assert recipe.validation_examples == len(load_split(tmp_path / "dataset", "validation"))
     assert recipe.train_examples == len(load_split(tmp_path / "dataset", "train"))
+
+
+def test_a_lora_checkpoint_also_carries_its_adapter(lora_run: TrainResult) -> None:
+    manifest = verify(lora_run.checkpoint).manifest
+    assert "adapter/adapter_model.safetensors" in manifest.files
+    assert "adapter/adapter_config.json" in manifest.files
+
+
+def test_the_golden_set_holds_what_the_published_checkpoint_predicts(lora_run: TrainResult) -> None:
+    lines = (lora_run.checkpoint / "golden.jsonl").read_bytes().splitlines()
+    golden = [orjson.loads(line) for line in lines]
+    assert len(golden) == 32 and "golden.jsonl" in verify(lora_run.checkpoint).manifest.files
+    served = Classifier.load(lora_run.checkpoint, device="cpu").predict([g["title"] for g in golden], top_k=1)
+    assert [p.label for p in served] == [g["label"] for g in golden]
+    assert [p.confidence for p in served] == pytest.approx([g["confidence"] for g in golden], abs=1e-4)
+
+
+def test_one_epoch_validates_once_at_its_end_and_records_that_step(full_run: TrainResult) -> None:
+    recipe = verify(full_run.checkpoint).manifest.training
+    steps = math.ceil(recipe.train_examples / recipe.batch_size)
+    assert full_run.metrics["best_step"] == steps
+
+
+def test_balanced_class_weights_follow_scikit_learns_formula() -> None:
+    targets = torch.tensor([0, 0, 0, 1, 2, 2])
+    # n / (classes present x n_class); class 3 never occurs and weighs nothing.
+    assert class_weights(targets, 4).tolist() == pytest.approx([6 / 9, 6 / 3, 6 / 6, 0.0])
+
+
+def test_two_accumulated_half_batches_equal_one_full_batch(
+    corpus: Path, tiny_base: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "titles.jsonl"
+    write_jsonl(generate(per_class=16, seed=4), data)
+
+    def one_step(batch_size: int, accumulate: int) -> ProductClassifier:
+        config = TrainConfig(
+            data=data,
+            base_model=str(tiny_base),
+            registry=tmp_path / f"registry-{batch_size}",
+            full_finetune=True,
+            learning_rate=1e-3,
+            # About 84 training titles: two half batches, or one full batch, make one step.
+            epochs=0.3,
+            batch_size=batch_size,
+            grad_accum_steps=accumulate,
+            progress=False,
+        )
+        return train(config).model
+
+    whole, halves = one_step(32, 1).state_dict(), one_step(16, 2).state_dict()
+    for name, value in whole.items():
+        torch.testing.assert_close(halves[name], value, atol=2e-5, rtol=1e-4)
+
+
+def test_balanced_sampling_draws_every_class_about_equally() -> None:
+    targets = torch.tensor([0] * 90 + [1] * 10)
+    weights = 1.0 / torch.bincount(targets)[targets]
+    drawn = torch.cat(list(_batches(100, 25, 40, torch.Generator().manual_seed(0), weights)))
+    share_of_rare = float((targets[drawn] == 1).float().mean())
+    assert share_of_rare == pytest.approx(0.5, abs=0.05)
+
+
+def test_running_out_of_gpu_memory_explains_what_to_lower(tiny_base: Path, tmp_path: Path) -> None:
+    config = TrainConfig(data=tmp_path, base_model=str(tiny_base), registry=tmp_path)
+    expected = r"lower --batch-size .* --grad-accum-steps .* --max-length"
+    with pytest.raises(ConfigError, match=expected), _oom_guidance(config):
+        raise torch.OutOfMemoryError("CUDA out of memory")
