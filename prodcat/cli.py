@@ -166,6 +166,7 @@ def cmd_dataset_build(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from trainer.checkpointing import TrainingPaused
     from trainer.train import TrainConfig, train
 
     config = TrainConfig(
@@ -190,8 +191,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         class_weighting=args.class_weighting,
         balanced_sampling=args.balanced_sampling,
         eval_every=args.eval_every,
+        resume=args.resume,
+        save_every=args.save_every,
+        stop_after_steps=args.stop_after_steps,
     )
-    result = train(config)
+    try:
+        result = train(config)
+    except TrainingPaused as paused:
+        print(paused)
+        return 0
     headline = f"macro-F1 {result.metrics['macro_f1']:.4f}, accuracy {result.metrics['accuracy']:.4f}"
     skipped = f"; {result.skipped} records outside the labels skipped" if result.skipped else ""
     best = f"best step {result.metrics['best_step']:.0f}"
@@ -381,6 +389,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--eval-every", type=_positive_int, default=None, help="validate every N steps (default: each epoch)"
+    )
+    train.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run from its saved state"
+    )
+    train.add_argument(
+        "--save-every", type=_positive_int, default=200, help="save resumable state every N steps"
+    )
+    train.add_argument(
+        "--stop-after-steps",
+        type=_positive_int,
+        default=None,
+        help="stop after N steps in this invocation (state saved; continue with --resume)",
     )
     train.set_defaults(handler=cmd_train)
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,7 @@ from consumer.classify.model import ProductClassifier
 from consumer.errors import ConfigError
 from schemas.labels import DEFAULT_CATEGORIES
 from schemas.manifest import TrainingRecipe
+from trainer.checkpointing import TrainingPaused, clear_state, fingerprint, load_state, save_state, state_dir
 from trainer.data import label_index, split
 from trainer.dataset_build import is_dataset_dir, load_split
 from trainer.device import autocast, autocast_dtype, training_device
@@ -65,6 +66,12 @@ class TrainConfig:
     """Draw examples so every class is seen equally often (with replacement)."""
     eval_every: int | None = None
     """Validate every N optimizer steps (default: once per epoch) and at the end; the best wins."""
+    resume: bool = False
+    """Continue from the state an interrupted run saved under <registry>/<model>/.train-state."""
+    save_every: int = 200
+    """Save the resumable state every N optimizer steps (also at each epoch end and on Ctrl-C)."""
+    stop_after_steps: int | None = None
+    """Stop (state saved, nothing published) after this many steps in this invocation."""
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -83,6 +90,11 @@ class TrainConfig:
                 (self.grad_accum_steps < 1, "grad_accum_steps must be at least 1"),
                 (self.class_weighting not in ("none", "balanced"), "class_weighting is none or balanced"),
                 (self.eval_every is not None and self.eval_every < 1, "eval_every must be at least 1"),
+                (self.save_every < 1, "save_every must be at least 1"),
+                (
+                    self.stop_after_steps is not None and self.stop_after_steps < 1,
+                    "stop_after_steps must be >= 1",
+                ),
             )
             if failed
         ]
@@ -148,6 +160,8 @@ def train(config: TrainConfig) -> TrainResult:
         )
         metrics["best_step"] = float(best.step)
         checkpoint = _publish(model, tokenizer, config, metrics, adapter, train_set, validation)
+    # Published: a later run starts afresh instead of resuming this finished one.
+    clear_state(state_dir(config.registry, config.model_name))
     return TrainResult(
         checkpoint=checkpoint,
         version=checkpoint.name,
@@ -246,45 +260,117 @@ def _fit(
     weight = class_weights(targets, len(index)).to(device) if config.class_weighting == "balanced" else None
     sampling = 1.0 / torch.bincount(targets)[targets] if config.balanced_sampling else None
 
-    best = _Best()
-    step, seen, started = 0, 0, time.perf_counter()
+    states = state_dir(config.registry, config.model_name)
+    run_id = fingerprint(_run_settings(config, len(records)))
+    best, step = _Best(), 0
+
+    def save() -> None:
+        save_state(
+            states,
+            {
+                "fingerprint": run_id,
+                "step": step,
+                "trainable": {name: p.detach().cpu() for name, p in trainable.items()},
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": torch.get_rng_state(),
+                "best": {"macro_f1": best.macro_f1, "step": best.step, "weights": best.weights},
+            },
+        )
+
+    if config.resume:
+        state = load_state(states, run_id)
+        with torch.no_grad():
+            for name, value in state["trainable"].items():
+                trainable[name].copy_(value)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"])
+        best = _Best(state["best"]["macro_f1"], state["best"]["step"], state["best"]["weights"])
+        step = state["step"]
+    # Batches already trained on are regenerated from the seed and skipped.
+    done_micro = step * config.grad_accum_steps
+    started_at, seen, started = step, 0, time.perf_counter()
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    with tqdm(total=total_steps, desc="training", unit="step", disable=not config.progress) as bar:
-        for micro, batch in enumerate(
-            _batches(len(records), config.batch_size, micro_batches, generator, sampling)
-        ):
-            inputs = encode(
-                tokenizer,
-                [titles[i] for i in batch],
-                max_length=config.max_length,
-                instruction=config.instruction,
-            ).to(device)
-            with _oom_guidance(config):
-                with autocast(device):
-                    logits = model(inputs["input_ids"], inputs["attention_mask"])
-                loss = F.cross_entropy(logits.float(), targets[batch].to(device), weight=weight)
-                scaler.scale(loss / config.grad_accum_steps).backward()
-            seen += len(batch)
-            if (micro + 1) % config.grad_accum_steps and micro + 1 != micro_batches:
-                continue
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            bar.update()
-            rate = seen / (time.perf_counter() - started)
-            bar.set_postfix({"loss": f"{loss.item():.4f}", "ex/s": f"{rate:.0f}"})
-            if step % eval_every == 0 or step == total_steps:
-                _validate(model, tokenizer, validation, config, step, best, trainable)
+    with tqdm(
+        total=total_steps, initial=step, desc="training", unit="step", disable=not config.progress
+    ) as bar:
+        try:
+            for micro, batch in enumerate(
+                _batches(len(records), config.batch_size, micro_batches, generator, sampling)
+            ):
+                if micro < done_micro:
+                    continue
+                inputs = encode(
+                    tokenizer,
+                    [titles[i] for i in batch],
+                    max_length=config.max_length,
+                    instruction=config.instruction,
+                ).to(device)
+                with _oom_guidance(config):
+                    with autocast(device):
+                        logits = model(inputs["input_ids"], inputs["attention_mask"])
+                    loss = F.cross_entropy(logits.float(), targets[batch].to(device), weight=weight)
+                    scaler.scale(loss / config.grad_accum_steps).backward()
+                seen += len(batch)
+                if (micro + 1) % config.grad_accum_steps and micro + 1 != micro_batches:
+                    continue
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                bar.update()
+                rate = seen / (time.perf_counter() - started)
+                bar.set_postfix({"loss": f"{loss.item():.4f}", "ex/s": f"{rate:.0f}"})
+                if step % eval_every == 0 or step == total_steps:
+                    _validate(model, tokenizer, validation, config, step, best, trainable)
+                if step % config.save_every == 0 or step % steps_per_epoch == 0:
+                    save()
+                if config.stop_after_steps is not None and step - started_at >= config.stop_after_steps:
+                    save()
+                    raise TrainingPaused(
+                        f"stopped after step {step} of {total_steps}; state saved in {states}; "
+                        "run the same command with --resume to continue"
+                    )
+        except KeyboardInterrupt:
+            # Parameters only change at step boundaries, so the last completed step is consistent.
+            save()
+            tqdm.write(f"interrupted at step {step}; state saved in {states}; continue with --resume")
+            raise
     # The best weights, not the last: with more than one validation they can differ.
     with torch.no_grad():
         for name, value in best.weights.items():
             trainable[name].copy_(value)
     return best
+
+
+def _run_settings(config: TrainConfig, train_examples: int) -> dict[str, Any]:
+    keep = (
+        "base_model",
+        "labels",
+        "full_finetune",
+        "lora_r",
+        "lora_alpha",
+        "lora_dropout",
+        "learning_rate",
+        "epochs",
+        "batch_size",
+        "max_length",
+        "warmup_fraction",
+        "grad_clip",
+        "seed",
+        "instruction",
+        "grad_accum_steps",
+        "class_weighting",
+        "balanced_sampling",
+    )
+    return {**{name: getattr(config, name) for name in keep}, "data": str(config.data), "n": train_examples}
 
 
 def _validate(

@@ -1,0 +1,60 @@
+"""Resumable training state: what an interrupted run needs to continue exactly where it was.
+
+Saved atomically (temp file + rename) at optimizer-step boundaries, so a crash mid-save
+leaves the previous state intact. The data order is not saved: it is regenerated from
+the seed, and the batches already trained on are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from consumer.errors import ConfigError, ProdcatError
+
+STATE_DIR = ".train-state"
+STATE_FILE = "state.pt"
+
+
+class TrainingPaused(ProdcatError):
+    """Training stopped early on purpose (a step budget) with its state saved for --resume."""
+
+
+def state_dir(registry: Path, model_name: str) -> Path:
+    return registry / model_name / STATE_DIR
+
+
+def fingerprint(settings: dict[str, Any]) -> str:
+    """What must match for a resumed run to continue the same run."""
+    return hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()
+
+
+def save_state(directory: Path, state: dict[str, Any]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    pending = directory / f".{STATE_FILE}.{os.getpid()}"
+    torch.save(state, pending)
+    os.replace(pending, directory / STATE_FILE)
+
+
+def load_state(directory: Path, expected_fingerprint: str) -> dict[str, Any]:
+    path = directory / STATE_FILE
+    if not path.is_file():
+        raise ConfigError(f"nothing to resume: {path} does not exist")
+    try:
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError) as exc:
+        raise ConfigError(f"training state {path} is unreadable: {exc}") from None
+    if state.get("fingerprint") != expected_fingerprint:
+        raise ConfigError(
+            f"{path} belongs to a different run (data, base model or recipe changed); "
+            "start without --resume or restore the original settings"
+        )
+    return state
+
+
+def clear_state(directory: Path) -> None:
+    (directory / STATE_FILE).unlink(missing_ok=True)
