@@ -19,14 +19,17 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from consumer.classify.checkpoint import load_manifest, resolve
 from consumer.classify.encode import encode
 from consumer.classify.model import ProductClassifier
 from consumer.errors import ConfigError
 from schemas.labels import DEFAULT_CATEGORIES
 from schemas.manifest import TrainingRecipe
+from trainer import distributed
 from trainer.checkpointing import TrainingPaused, clear_state, fingerprint, load_state, save_state, state_dir
 from trainer.data import label_index, split
 from trainer.dataset_build import is_dataset_dir, load_split
@@ -123,9 +126,14 @@ def train(config: TrainConfig) -> TrainResult:
             "need enough for both a training and a validation split"
         )
 
-    # Seeds the head's and the adapters' initialisation and LoRA dropout.
+    ranks = distributed.start()
+    # Seeds the head's and the adapters' initialisation and LoRA dropout, the same on every rank.
     torch.manual_seed(config.seed)
-    device = training_device()
+    device = (
+        torch.device("cuda", ranks.local_rank)
+        if ranks.active and torch.cuda.is_available()
+        else training_device()
+    )
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
     model = ProductClassifier.from_base(config.base_model, len(config.labels))
     if not config.full_finetune:
@@ -141,7 +149,14 @@ def train(config: TrainConfig) -> TrainResult:
         )
     model.to(device)
 
-    best = _fit(model, tokenizer, train_set, validation, index, config, device)
+    best = _fit(model, tokenizer, train_set, validation, index, config, device, ranks)
+    if not ranks.is_main:
+        # Rank 0 publishes; the others wait for it and report the same checkpoint.
+        ranks.barrier()
+        distributed.stop(ranks)
+        published = resolve(config.registry / config.model_name)
+        metrics = dict(load_manifest(published).metrics)
+        return TrainResult(published, published.name, metrics, skipped, model)
     with tempfile.TemporaryDirectory(prefix="prodcat-adapter-") as scratch:
         adapter = None
         if not config.full_finetune:
@@ -162,6 +177,8 @@ def train(config: TrainConfig) -> TrainResult:
         checkpoint = _publish(model, tokenizer, config, metrics, adapter, train_set, validation)
     # Published: a later run starts afresh instead of resuming this finished one.
     clear_state(state_dir(config.registry, config.model_name))
+    ranks.barrier()
+    distributed.stop(ranks)
     return TrainResult(
         checkpoint=checkpoint,
         version=checkpoint.name,
@@ -238,6 +255,7 @@ def _fit(
     index: dict[str, int],
     config: TrainConfig,
     device: torch.device,
+    ranks: distributed.Ranks,
 ) -> _Best:
     """Trains in place, validating periodically; leaves the best-scoring weights in the model."""
     titles = [r.title for r in records]
@@ -250,6 +268,9 @@ def _fit(
 
     trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
     parameters = list(trainable.values())
+    # Validation runs on rank 0 alone, through the bare model: a DDP forward there would wait
+    # for the other ranks.
+    net: torch.nn.Module = DistributedDataParallel(model, broadcast_buffers=False) if ranks.active else model
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, partial(_warmup_then_decay, warmup=warmup_steps, total=total_steps)
@@ -265,6 +286,8 @@ def _fit(
     best, step = _Best(), 0
 
     def save() -> None:
+        if not ranks.is_main:
+            return
         save_state(
             states,
             {
@@ -296,7 +319,11 @@ def _fit(
     model.train()
     optimizer.zero_grad(set_to_none=True)
     with tqdm(
-        total=total_steps, initial=step, desc="training", unit="step", disable=not config.progress
+        total=total_steps,
+        initial=step,
+        desc="training",
+        unit="step",
+        disable=not (config.progress and ranks.is_main),
     ) as bar:
         try:
             for micro, batch in enumerate(
@@ -304,6 +331,7 @@ def _fit(
             ):
                 if micro < done_micro:
                     continue
+                batch = ranks.shard(batch)
                 inputs = encode(
                     tokenizer,
                     [titles[i] for i in batch],
@@ -312,7 +340,7 @@ def _fit(
                 ).to(device)
                 with _oom_guidance(config):
                     with autocast(device):
-                        logits = model(inputs["input_ids"], inputs["attention_mask"])
+                        logits = net(inputs["input_ids"], inputs["attention_mask"])
                     loss = F.cross_entropy(logits.float(), targets[batch].to(device), weight=weight)
                     scaler.scale(loss / config.grad_accum_steps).backward()
                 seen += len(batch)
@@ -328,7 +356,7 @@ def _fit(
                 bar.update()
                 rate = seen / (time.perf_counter() - started)
                 bar.set_postfix({"loss": f"{loss.item():.4f}", "ex/s": f"{rate:.0f}"})
-                if step % eval_every == 0 or step == total_steps:
+                if ranks.is_main and (step % eval_every == 0 or step == total_steps):
                     _validate(model, tokenizer, validation, config, step, best, trainable)
                 if step % config.save_every == 0 or step % steps_per_epoch == 0:
                     save()
