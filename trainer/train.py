@@ -164,15 +164,7 @@ def train(config: TrainConfig) -> TrainResult:
             model.backbone.save_pretrained(str(adapter), safe_serialization=True)
             model.backbone = model.backbone.merge_and_unload()
         model.eval()
-        metrics = evaluate(
-            model,
-            tokenizer,
-            validation,
-            config.labels,
-            max_length=config.max_length,
-            instruction=config.instruction,
-            batch_size=config.batch_size,
-        )
+        metrics = _score(model, tokenizer, validation, config)
         metrics["best_step"] = float(best.step)
         checkpoint = _publish(model, tokenizer, config, metrics, adapter, train_set, validation)
     # Published: a later run starts afresh instead of resuming this finished one.
@@ -401,6 +393,23 @@ def _run_settings(config: TrainConfig, train_examples: int) -> dict[str, Any]:
     return {**{name: getattr(config, name) for name in keep}, "data": str(config.data), "n": train_examples}
 
 
+def _score(
+    model: ProductClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    validation: Sequence[LabeledTitle],
+    config: TrainConfig,
+) -> dict[str, float]:
+    return evaluate(
+        model,
+        tokenizer,
+        validation,
+        config.labels,
+        max_length=config.max_length,
+        instruction=config.instruction,
+        batch_size=config.batch_size,
+    )
+
+
 def _validate(
     model: ProductClassifier,
     tokenizer: PreTrainedTokenizerBase,
@@ -411,15 +420,7 @@ def _validate(
     trainable: dict[str, torch.nn.Parameter],
 ) -> None:
     model.eval()
-    metrics = evaluate(
-        model,
-        tokenizer,
-        validation,
-        config.labels,
-        max_length=config.max_length,
-        instruction=config.instruction,
-        batch_size=config.batch_size,
-    )
+    metrics = _score(model, tokenizer, validation, config)
     model.train()
     improved = metrics["macro_f1"] > best.macro_f1
     if config.progress:

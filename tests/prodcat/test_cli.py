@@ -122,3 +122,13 @@ def test_an_unreachable_hub_model_gets_one_line(
     assert code == 1
     assert err.strip().splitlines()[-1].startswith("prodcat: error: ")
     assert "Traceback" not in err
+
+
+def test_an_archive_that_is_not_a_zip_gets_one_line_and_exit_code_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    archive = tmp_path / "lspcV2020.zip"
+    archive.write_bytes(b"<html>download interrupted</html>")
+    code, err = run_cli(capsys, "dataset", "build", "--lspc", str(archive), "--out", str(tmp_path / "out"))
+    assert code == 1
+    assert err.strip().splitlines() == ["prodcat: error: lspcV2020.zip is not a zip archive"]

@@ -1,0 +1,56 @@
+"""Argument types and the parser class shared by every `prodcat` subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import typing
+from pathlib import Path
+from typing import Any
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad input gets one line naming the problem and where help is, not the whole usage."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def existing_file(value: str) -> Path:
+    path = Path(value)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {value}")
+    return path
+
+
+def existing_path(value: str) -> Path:
+    path = Path(value)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"no such file or directory: {value}")
+    return path
+
+
+def positive_int(value: str) -> int:
+    return positive(value, int)
+
+
+def positive_float(value: str) -> float:
+    return positive(value, float)
+
+
+def positive(value: str, kind: type[int] | type[float]) -> Any:
+    try:
+        number = kind(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a {kind.__name__}: {value!r}") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {number}")
+    return number
+
+
+def base_model_arg(value: str) -> str:
+    """A hub id passes through; something that looks like a path must be a model directory."""
+    path = Path(value)
+    looks_like_path = value.startswith((".", "/", "~")) or path.exists() or value.count("/") > 1
+    if looks_like_path and not (path.expanduser() / "config.json").is_file():
+        raise argparse.ArgumentTypeError(f"{value} is not a model directory (no config.json)")
+    return str(path.expanduser()) if looks_like_path else value

@@ -1,0 +1,101 @@
+"""The streaming subcommands: `demo`, `consume`, `produce`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from consumer.config import ConsumerSettings
+from prodcat.argtypes import existing_file, positive_float, positive_int
+from prodcat.flags import add_settings_flags, settings_overrides
+from prodcat.signals import install_stop_signals
+
+
+def _settings(args: argparse.Namespace) -> ConsumerSettings:
+    return ConsumerSettings(**settings_overrides(args, ConsumerSettings))
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    from consumer.classify.runtime import Classifier
+    from consumer.metrics import serve_metrics
+    from consumer.service import CategorizerService
+
+    settings = _settings(args)
+    classifier = Classifier.load(settings.registry, model_name=settings.model_name, device=settings.device)
+    service = CategorizerService(settings, classifier)
+    server = (
+        serve_metrics(service.metrics, settings.metrics_port) if settings.metrics_port is not None else None
+    )
+    install_stop_signals(service.stop)
+    try:
+        summary = service.run(until_records=args.until_records)
+    finally:
+        if server is not None:
+            server.shutdown()
+    print(
+        f"consumed {summary.consumed}, enriched {summary.enriched}, "
+        f"dead-lettered {summary.dead_lettered} in {summary.seconds:.1f}s"
+    )
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from prodcat.produce import produce_file
+
+    settings = _settings(args)
+    count = produce_file(args.file, settings)
+    print(f"produced {count} events to {settings.input_topic}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from prodcat.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        work_dir=args.work_dir,
+        events=args.events,
+        per_class=args.per_class,
+        epochs=args.epochs,
+        device=args.device,
+    )
+    return run_demo(options)
+
+
+def register(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="run everything on one machine: broker, tiny model, training, streaming",
+        description=(
+            "Builds a tiny Qwen3-architecture model, trains it on a generated sample corpus, "
+            "publishes it, produces sample events (some malformed) and categorizes them. Uses "
+            "KAFKA_BOOTSTRAP_SERVERS when set, otherwise an embedded broker."
+        ),
+    )
+    demo.add_argument(
+        "--work-dir", type=Path, default=Path(".cache/demo"), help="cache for model and registry"
+    )
+    demo.add_argument("--events", type=positive_int, default=300, help="events to produce (default 300)")
+    demo.add_argument("--per-class", type=positive_int, default=400, help="training titles per class")
+    demo.add_argument("--epochs", type=positive_float, default=None, help="training epochs")
+    demo.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    demo.set_defaults(handler=cmd_demo)
+
+    consume = commands.add_parser(
+        "consume",
+        help="run the categorizer service (a consumer-group member)",
+        description="Consumes raw product events, classifies them in micro-batches, produces enriched "
+        "events and dead letters, commits offsets after delivery. SIGINT/SIGTERM drain and commit.",
+    )
+    consume.add_argument(
+        "--until-records", type=positive_int, default=None, help="stop after this many records are done"
+    )
+    add_settings_flags(consume, ConsumerSettings)
+    consume.set_defaults(handler=cmd_consume)
+
+    produce = commands.add_parser(
+        "produce", help="produce raw events from a JSON-lines file (key = each event's id)"
+    )
+    produce.add_argument("file", type=existing_file, help="one JSON event per line")
+    add_settings_flags(produce, ConsumerSettings)
+    produce.set_defaults(handler=cmd_produce)
