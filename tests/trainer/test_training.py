@@ -14,9 +14,10 @@ from consumer.classify.model import ProductClassifier
 from consumer.classify.runtime import Classifier
 from consumer.errors import ConfigError
 from trainer.evaluate import predict
+from trainer.loop import batches, class_weights, oom_guidance
 from trainer.records import LabeledTitle, write_jsonl
 from trainer.sample_corpus import generate
-from trainer.train import TrainConfig, TrainResult, _batches, _oom_guidance, class_weights, train
+from trainer.train import TrainConfig, TrainResult, train
 
 # LoRA on a random backbone mostly trains the head, so it needs a higher rate to move at all.
 LORA_LEARNING_RATE = 3e-3
@@ -197,7 +198,7 @@ def test_two_accumulated_half_batches_equal_one_full_batch(
 def test_balanced_sampling_draws_every_class_about_equally() -> None:
     targets = torch.tensor([0] * 90 + [1] * 10)
     weights = 1.0 / torch.bincount(targets)[targets]
-    drawn = torch.cat(list(_batches(100, 25, 40, torch.Generator().manual_seed(0), weights)))
+    drawn = torch.cat(list(batches(100, 25, 40, torch.Generator().manual_seed(0), weights)))
     share_of_rare = float((targets[drawn] == 1).float().mean())
     assert share_of_rare == pytest.approx(0.5, abs=0.05)
 
@@ -205,5 +206,5 @@ def test_balanced_sampling_draws_every_class_about_equally() -> None:
 def test_running_out_of_gpu_memory_explains_what_to_lower(tiny_base: Path, tmp_path: Path) -> None:
     config = TrainConfig(data=tmp_path, base_model=str(tiny_base), registry=tmp_path)
     expected = r"lower --batch-size .* --grad-accum-steps .* --max-length"
-    with pytest.raises(ConfigError, match=expected), _oom_guidance(config):
+    with pytest.raises(ConfigError, match=expected), oom_guidance(config):
         raise torch.OutOfMemoryError("CUDA out of memory")
