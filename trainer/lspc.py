@@ -10,12 +10,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import html
-import io
 import re
 import zipfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -123,9 +123,23 @@ def _offers(
             yield parsed
 
 
-def _member_lines(archive: zipfile.ZipFile, name: str) -> IO[bytes]:
-    raw = archive.open(name)
-    return gzip.open(raw) if name.endswith(".gz") else io.BufferedReader(raw)  # type: ignore[return-value]
+MEMBER_SUFFIXES = (".json.gz", ".json")
+
+
+def _members(path: Path, stats: ReadStats) -> Iterator[tuple[str, Callable[[], IO[bytes]]]]:
+    """(name, opener) for each JSON-lines member: of a zip archive, or the file itself."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                if name.endswith(MEMBER_SUFFIXES):
+                    yield name, partial(archive.open, name)
+                else:
+                    stats.members_skipped.append(name)
+    elif path.name.endswith(MEMBER_SUFFIXES):
+        # Some LSPC downloads are a single gzipped JSON-lines file rather than a zip.
+        yield path.name, lambda: path.open("rb")
+    else:
+        raise ConfigError(f"{path.name} is not a zip archive")
 
 
 def read_lspc(
@@ -136,18 +150,14 @@ def read_lspc(
     stats: ReadStats,
     progress: bool = True,
 ) -> Iterator[Offer]:
+    """Offers of an LSPC zip archive (members `*.json.gz` / `*.json`) or of one such file."""
     if not path.is_file():
         raise ConfigError(f"{path} does not exist")
-    if not zipfile.is_zipfile(path):
-        raise ConfigError(f"{path.name} is not a zip archive")
-    with zipfile.ZipFile(path) as archive, tqdm(desc="offers", unit=" offers", disable=not progress) as bar:
-        for name in archive.namelist():
-            if not name.endswith((".json.gz", ".json")):
-                stats.members_skipped.append(name)
-                continue
+    with tqdm(desc="offers", unit=" offers", disable=not progress) as bar:
+        for name, opener in _members(path, stats):
             stats.members_read.append(name)
             try:
-                with _member_lines(archive, name) as lines:
+                with opener() as raw, gzip.open(raw) if name.endswith(".gz") else raw as lines:
                     yield from _offers(lines, text, stats, bar, mapping=mapping, grouped=True)
             except (OSError, EOFError, zipfile.BadZipFile) as exc:
                 # A damaged member costs its remaining lines, not the whole build.

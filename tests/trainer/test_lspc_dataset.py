@@ -183,3 +183,24 @@ def test_a_users_own_json_lines_become_a_dataset(tmp_path: Path) -> None:
     report = write_dataset(built, tmp_path / "out")
     assert sum(report["splits"][s]["total"] for s in SPLITS) == 180
     assert report["read"]["skipped_lines"] == {"invalid_json": 1}
+
+
+def test_a_single_gzipped_json_lines_file_is_read_like_an_archive_member(tmp_path: Path) -> None:
+    path = tmp_path / "offers_corpus_english_v2.json.gz"
+    rows = [offer(cluster, category, 0) for cluster, category in enumerate(CLASSES[:6] * 10, start=1)]
+    path.write_bytes(gzip.compress(b"\n".join(orjson.dumps(r) for r in rows)))
+    stats = ReadStats()
+    offers = list(read_lspc(path, stats=stats, progress=False))
+    assert len(offers) == 60 and stats.members_read == [path.name]
+
+
+def test_a_damaged_member_is_counted_and_the_rest_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "lspc.zip"
+    good = b"\n".join(orjson.dumps(offer(n, "Books", 0)) for n in range(1, 6))
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("a.json.gz", gzip.compress(good)[:-12])
+        zf.writestr("b.json", good)
+    stats = ReadStats()
+    offers = list(read_lspc(path, stats=stats, progress=False))
+    assert stats.skipped["damaged_member"] == 1
+    assert len(offers) >= 5
