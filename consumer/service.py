@@ -165,10 +165,16 @@ class CategorizerService:
         try:
             predictions = self._classifier.predict([p.title for p in batch], top_k=self._settings.top_k)
         except Exception as exc:
-            # A batch that fails as a whole is dead-lettered with the reason; the loop goes on.
-            log.exception("batch_failed", size=len(batch))
-            for pending in batch:
-                self._dead_letter(pending.record, ErrorKind.INFERENCE_FAILED, f"{type(exc).__name__}: {exc}")
+            # One bad title (or a batch too big for the device) must not sink its neighbours:
+            # halve and retry, so only a title that fails on its own is dead-lettered.
+            if len(batch) > 1:
+                log.warning("batch_failed_retrying_halves", size=len(batch), error=str(exc)[:200])
+                middle = len(batch) // 2
+                self._classify(batch[:middle])
+                self._classify(batch[middle:])
+                return
+            log.exception("title_failed", topic=batch[0].record.topic, offset=batch[0].record.offset)
+            self._dead_letter(batch[0].record, ErrorKind.INFERENCE_FAILED, f"{type(exc).__name__}: {exc}")
             return
         elapsed = self._clock() - started
         self.metrics.batches += 1

@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import re
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
 import pytest
 
-from consumer.classify.runtime import Classifier
+from consumer.classify.runtime import Classifier, Prediction
 from consumer.config import ConsumerSettings
 from consumer.service import CategorizerService, kafka_client_config
 from consumer.source import Record, read_topic
@@ -158,3 +159,41 @@ def test_a_second_consumer_resumes_from_committed_offsets_without_re_emitting(
     enriched_ids = [orjson.loads(r.value or b"")["id"] for r in enriched]
     assert sorted(enriched_ids) == sorted(good)
     assert sorted(dead_letter_id(r) for r in dead) == sorted(bad)
+
+
+class PoisonSensitiveClassifier(Classifier):
+    """The real classifier, except that any batch holding a poison title fails as a whole,
+    as a batch does when one input breaks the forward pass."""
+
+    POISON = "\u2620"
+
+    def __init__(self, real: Classifier) -> None:
+        self.__dict__.update(real.__dict__)
+
+    def predict(self, titles: Sequence[str], *, top_k: int) -> list[Prediction]:
+        if any(self.POISON in t for t in titles):
+            raise RuntimeError("forward pass failed")
+        return super().predict(titles, top_k=top_k)
+
+
+def test_only_the_titles_that_fail_on_their_own_are_dead_lettered(
+    kafka_bootstrap: str, trained_registry: Path, classifier: Classifier
+) -> None:
+    settings = settings_factory(kafka_bootstrap, trained_registry)
+    poisoned = {"sku-00003", "sku-00017"}
+    values = [
+        orjson.dumps(
+            {"id": f"sku-{n:05d}", "title": ("Silk Scarf " + PoisonSensitiveClassifier.POISON)
+             if f"sku-{n:05d}" in poisoned else "Silk Scarf"}
+        )
+        for n in range(40)
+    ]  # fmt: skip
+    produce_values(values, settings)
+
+    summary = CategorizerService(settings, PoisonSensitiveClassifier(classifier)).run(until_records=40)
+
+    assert (summary.enriched, summary.dead_lettered) == (38, 2)
+    _, dead = outputs(settings, 38, 2)
+    letters = [DeadLetterEvent.model_validate_json(r.value or b"") for r in dead]
+    assert {dead_letter_id(r) for r in dead} == poisoned
+    assert {letter.error_kind for letter in letters} == {"inference_failed"}
