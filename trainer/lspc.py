@@ -135,11 +135,9 @@ def _members(path: Path, stats: ReadStats) -> Iterator[tuple[str, Callable[[], I
                     yield name, partial(archive.open, name)
                 else:
                     stats.members_skipped.append(name)
-    elif path.name.endswith(MEMBER_SUFFIXES):
+    else:
         # Some LSPC downloads are a single gzipped JSON-lines file rather than a zip.
         yield path.name, lambda: path.open("rb")
-    else:
-        raise ConfigError(f"{path.name} is not a zip archive")
 
 
 def read_lspc(
@@ -153,6 +151,9 @@ def read_lspc(
     """Offers of an LSPC zip archive (members `*.json.gz` / `*.json`) or of one such file."""
     if not path.is_file():
         raise ConfigError(f"{path} does not exist")
+    # Checked before the progress bar opens, so a wrong file gets one line and nothing else.
+    if not (zipfile.is_zipfile(path) or path.name.endswith(MEMBER_SUFFIXES)):
+        raise ConfigError(f"{path.name} is not a zip archive")
     with tqdm(desc="offers", unit=" offers", disable=not progress) as bar:
         for name, opener in _members(path, stats):
             stats.members_read.append(name)
