@@ -87,6 +87,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         balanced_sampling=args.balanced_sampling,
         eval_every=args.eval_every,
         resume=args.resume,
+        state_dir=args.state_dir,
         save_every=args.save_every,
         stop_after_steps=args.stop_after_steps,
     )
@@ -237,6 +238,13 @@ def register(commands: Any) -> None:
     )
     train.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from its saved state"
+    )
+    train.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where resumable state is kept (default: <registry>/<model-name>/.train-state); "
+        "point it at fast local disk when the registry is remote storage",
     )
     train.add_argument(
         "--save-every", type=positive_int, default=200, help="save resumable state every N steps"

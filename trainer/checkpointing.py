@@ -1,8 +1,11 @@
 """Resumable training state: what an interrupted run needs to continue exactly where it was.
 
-Saved atomically (temp file + rename) at optimizer-step boundaries, so a crash mid-save
-leaves the previous state intact. The data order is not saved: it is regenerated from
-the seed, and the batches already trained on are skipped.
+Saved atomically (temp file, fsync, rename) at optimizer-step boundaries, so a crash
+mid-save leaves the previous state intact. It holds the trainable parameters (LoRA
+adapters and head, or everything in a full fine-tune), the optimizer, scheduler and
+gradient-scaler states, the random-number states of every rank (CPU and CUDA, for
+dropout), the step count and the best weights validated so far. The data order is not
+saved: it is regenerated from the seed, and the batches already trained on are skipped.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ class TrainingPaused(ProdcatError):
     """Training stopped early on purpose (a step budget) with its state saved for --resume."""
 
 
-def state_dir(registry: Path, model_name: str) -> Path:
-    return registry / model_name / STATE_DIR
+def state_dir(registry: Path, model_name: str, override: Path | None = None) -> Path:
+    """`override` when given, else `<registry>/<model_name>/.train-state`."""
+    return override if override is not None else registry / model_name / STATE_DIR
 
 
 def fingerprint(settings: dict[str, Any]) -> str:
@@ -33,10 +37,25 @@ def fingerprint(settings: dict[str, Any]) -> str:
     return hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()
 
 
+def rng_state() -> dict[str, Any]:
+    """This process's torch random-number states: the CPU generator and every CUDA device's."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    return {"cpu": torch.get_rng_state(), "cuda": cuda}
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["cpu"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 def save_state(directory: Path, state: dict[str, Any]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     pending = directory / f".{STATE_FILE}.{os.getpid()}"
-    torch.save(state, pending)
+    with pending.open("wb") as handle:
+        torch.save(state, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(pending, directory / STATE_FILE)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,15 @@ from consumer.classify.encode import encode
 from consumer.classify.model import ProductClassifier
 from consumer.errors import ConfigError
 from trainer import distributed
-from trainer.checkpointing import TrainingPaused, fingerprint, load_state, save_state, state_dir
+from trainer.checkpointing import (
+    TrainingPaused,
+    fingerprint,
+    load_state,
+    restore_rng,
+    rng_state,
+    save_state,
+    state_dir,
+)
 from trainer.device import autocast, autocast_dtype
 from trainer.evaluate import evaluate
 from trainer.records import LabeledTitle
@@ -83,11 +91,15 @@ def fit(
     weight = class_weights(targets, len(index)).to(device) if config.class_weighting == "balanced" else None
     sampling = 1.0 / torch.bincount(targets)[targets] if config.balanced_sampling else None
 
-    states = state_dir(config.registry, config.model_name)
+    states = state_dir(config.registry, config.model_name, config.state_dir)
     run_id = fingerprint(_run_settings(config, len(records)))
     best, step = Best(), 0
 
-    def save() -> None:
+    def save(*, every_rank: bool = True) -> None:
+        # Each rank draws its own dropout masks, so rank 0 stores every rank's random state;
+        # the gather is a collective, which an interrupt (caught at a different point on
+        # each rank) cannot join.
+        rng = ranks.gather(rng_state()) if every_rank else [rng_state()]
         if not ranks.is_main:
             return
         save_state(
@@ -95,11 +107,11 @@ def fit(
             {
                 "fingerprint": run_id,
                 "step": step,
-                "trainable": {name: p.detach().cpu() for name, p in trainable.items()},
+                "trainable": _on_cpu(trainable),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
-                "rng": torch.get_rng_state(),
+                "rng": rng,
                 "best": {"macro_f1": best.macro_f1, "step": best.step, "weights": best.weights},
             },
         )
@@ -112,7 +124,9 @@ def fit(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"])
+        # A state saved on Ctrl-C holds rank 0's random state only; the others then reuse it.
+        rng = state["rng"]
+        restore_rng(rng[ranks.rank] if ranks.rank < len(rng) else rng[0])
         best = Best(state["best"]["macro_f1"], state["best"]["step"], state["best"]["weights"])
         step = state["step"]
     # Batches already trained on are regenerated from the seed and skipped.
@@ -140,13 +154,16 @@ def fit(
                     max_length=config.max_length,
                     instruction=config.instruction,
                 ).to(device)
-                with oom_guidance(config):
+                boundary = (micro + 1) % config.grad_accum_steps == 0 or micro + 1 == micro_batches
+                # Between optimizer steps DDP need not average: gradients accumulate locally.
+                local = net.no_sync() if ranks.active and not boundary else nullcontext()
+                with oom_guidance(config), local:
                     with autocast(device):
                         logits = net(inputs["input_ids"], inputs["attention_mask"])
                     loss = F.cross_entropy(logits.float(), targets[batch].to(device), weight=weight)
                     scaler.scale(loss / config.grad_accum_steps).backward()
                 seen += len(batch)
-                if (micro + 1) % config.grad_accum_steps and micro + 1 != micro_batches:
+                if not boundary:
                     continue
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
@@ -158,8 +175,12 @@ def fit(
                 bar.update()
                 rate = seen / (time.perf_counter() - started)
                 bar.set_postfix({"loss": f"{loss.item():.4f}", "ex/s": f"{rate:.0f}"})
-                if ranks.is_main and (step % eval_every == 0 or step == total_steps):
-                    _validate(model, tokenizer, validation, config, step, best, trainable)
+                if step % eval_every == 0 or step == total_steps:
+                    improved = ranks.is_main and _validate(model, tokenizer, validation, config, step, best)
+                    # Every rank keeps its own copy of the best weights, identical under DDP.
+                    if ranks.broadcast_flag(improved):
+                        best.step = step
+                        best.weights = _on_cpu(trainable)
                 if step % config.save_every == 0 or step % steps_per_epoch == 0:
                     save()
                 if config.stop_after_steps is not None and step - started_at >= config.stop_after_steps:
@@ -170,7 +191,7 @@ def fit(
                     )
         except KeyboardInterrupt:
             # Parameters only change at step boundaries, so the last completed step is consistent.
-            save()
+            save(every_rank=False)
             tqdm.write(f"interrupted at step {step}; state saved in {states}; continue with --resume")
             raise
     # The best weights, not the last: with more than one validation they can differ.
@@ -204,8 +225,8 @@ def _validate(
     config: TrainConfig,
     step: int,
     best: Best,
-    trainable: dict[str, torch.nn.Parameter],
-) -> None:
+) -> bool:
+    """Scores the model, logs the result, and says whether it beat the best so far."""
     model.eval()
     metrics = score(model, tokenizer, validation, config)
     model.train()
@@ -216,8 +237,12 @@ def _validate(
             + (" (best so far)" if improved else "")
         )
     if improved:
-        best.macro_f1, best.step = metrics["macro_f1"], step
-        best.weights = {name: p.detach().to("cpu", copy=True) for name, p in trainable.items()}
+        best.macro_f1 = metrics["macro_f1"]
+    return improved
+
+
+def _on_cpu(parameters: dict[str, torch.nn.Parameter]) -> dict[str, torch.Tensor]:
+    return {name: p.detach().to("cpu", copy=True) for name, p in parameters.items()}
 
 
 @contextmanager

@@ -62,7 +62,9 @@ class TrainConfig:
     eval_every: int | None = None
     """Validate every N optimizer steps (default: once per epoch) and at the end; the best wins."""
     resume: bool = False
-    """Continue from the state an interrupted run saved under <registry>/<model>/.train-state."""
+    """Continue from the state an interrupted run saved in `state_dir`."""
+    state_dir: Path | None = None
+    """Where the resumable state lives; default `<registry>/<model_name>/.train-state`."""
     save_every: int = 200
     """Save the resumable state every N optimizer steps (also at each epoch end and on Ctrl-C)."""
     stop_after_steps: int | None = None
@@ -104,7 +106,8 @@ class TrainResult:
     metrics: dict[str, float]
     # Records whose category is not one of the configured labels.
     skipped: int
-    # The merged full-precision model, before the cast to the published dtype.
+    # The merged full-precision model, before the cast to the published dtype; under torchrun
+    # every rank holds the same weights (its own copy of the best ones).
     model: ProductClassifier = field(repr=False)
 
 
@@ -142,25 +145,27 @@ def train(config: TrainConfig) -> TrainResult:
     model.to(device)
 
     best = fit(model, tokenizer, train_set, validation, index, config, device, ranks)
-    if not ranks.is_main:
-        # Rank 0 publishes; the others wait for it and report the same checkpoint.
-        ranks.barrier()
-        distributed.stop(ranks)
-        published = resolve(config.registry / config.model_name)
-        metrics = dict(load_manifest(published).metrics)
-        return TrainResult(published, published.name, metrics, skipped, model)
     with tempfile.TemporaryDirectory(prefix="prodcat-adapter-") as scratch:
         adapter = None
         if not config.full_finetune:
+            # The adapter alone is saved before merging; merged, it is gone.
             adapter = Path(scratch) / "adapter"
-            model.backbone.save_pretrained(str(adapter), safe_serialization=True)
+            if ranks.is_main:
+                model.backbone.save_pretrained(str(adapter), safe_serialization=True)
             model.backbone = model.backbone.merge_and_unload()
         model.eval()
+        if not ranks.is_main:
+            # Rank 0 publishes; the others wait for it and report the same checkpoint.
+            ranks.barrier()
+            distributed.stop(ranks)
+            published = resolve(config.registry / config.model_name)
+            metrics = dict(load_manifest(published).metrics)
+            return TrainResult(published, published.name, metrics, skipped, model)
         metrics = score(model, tokenizer, validation, config)
         metrics["best_step"] = float(best.step)
         checkpoint = _publish(model, tokenizer, config, metrics, adapter, train_set, validation)
     # Published: a later run starts afresh instead of resuming this finished one.
-    clear_state(state_dir(config.registry, config.model_name))
+    clear_state(state_dir(config.registry, config.model_name, config.state_dir))
     ranks.barrier()
     distributed.stop(ranks)
     return TrainResult(

@@ -65,3 +65,14 @@ def test_resuming_with_a_changed_recipe_is_refused(small_data: Path, tiny_base: 
 def test_a_published_run_leaves_no_state_to_resume(small_data: Path, tiny_base: Path, tmp_path: Path) -> None:
     result = train(lora_config(small_data, tiny_base, tmp_path, epochs=0.25))
     assert not (state_dir(tmp_path, result.checkpoint.parent.name) / STATE_FILE).exists()
+
+
+def test_a_state_dir_outside_the_registry_holds_the_state(
+    small_data: Path, tiny_base: Path, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "local"
+    paused = lora_config(small_data, tiny_base, tmp_path / "reg", stop_after_steps=1, state_dir=elsewhere)
+    with pytest.raises(TrainingPaused, match=r"state saved in .*local"):
+        train(paused)
+    assert (elsewhere / STATE_FILE).is_file()
+    assert not (tmp_path / "reg").exists()
