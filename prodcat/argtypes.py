@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import typing
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
+
+Number = TypeVar("Number", int, float)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -37,7 +39,7 @@ def positive_float(value: str) -> float:
     return positive(value, float)
 
 
-def positive(value: str, kind: type[int] | type[float]) -> Any:
+def positive(value: str, kind: type[Number]) -> Number:
     try:
         number = kind(value)
     except ValueError:

@@ -80,7 +80,8 @@ def fit(
     parameters = list(trainable.values())
     # Validation runs on rank 0 alone, through the bare model: a DDP forward there would wait
     # for the other ranks.
-    net: torch.nn.Module = DistributedDataParallel(model, broadcast_buffers=False) if ranks.active else model
+    ddp = DistributedDataParallel(model, broadcast_buffers=False) if ranks.active else None
+    net: torch.nn.Module = ddp if ddp is not None else model
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, partial(_warmup_then_decay, warmup=warmup_steps, total=total_steps)
@@ -156,7 +157,7 @@ def fit(
                 ).to(device)
                 boundary = (micro + 1) % config.grad_accum_steps == 0 or micro + 1 == micro_batches
                 # Between optimizer steps DDP need not average: gradients accumulate locally.
-                local = net.no_sync() if ranks.active and not boundary else nullcontext()
+                local = ddp.no_sync() if ddp is not None and not boundary else nullcontext()
                 with oom_guidance(config), local:
                     with autocast(device):
                         logits = net(inputs["input_ids"], inputs["attention_mask"])

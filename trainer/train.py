@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from consumer.classify.checkpoint import load_manifest, resolve
@@ -131,9 +131,11 @@ def train(config: TrainConfig) -> TrainResult:
     )
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
     model = ProductClassifier.from_base(config.base_model, len(config.labels))
+    lora: PeftModel | None = None
     if not config.full_finetune:
-        # Only the backbone is wrapped, so the head keeps requires_grad and trains in full.
-        model.backbone = get_peft_model(
+        # LoRA layers go into the backbone in place; `lora` is the handle that saves the
+        # adapter and merges it. The head is not wrapped, so it trains in full.
+        lora = get_peft_model(
             model.backbone,
             LoraConfig(
                 r=config.lora_r,
@@ -147,12 +149,13 @@ def train(config: TrainConfig) -> TrainResult:
     best = fit(model, tokenizer, train_set, validation, index, config, device, ranks)
     with tempfile.TemporaryDirectory(prefix="prodcat-adapter-") as scratch:
         adapter = None
-        if not config.full_finetune:
+        if lora is not None:
             # The adapter alone is saved before merging; merged, it is gone.
             adapter = Path(scratch) / "adapter"
             if ranks.is_main:
-                model.backbone.save_pretrained(str(adapter), safe_serialization=True)
-            model.backbone = model.backbone.merge_and_unload()
+                lora.save_pretrained(str(adapter), safe_serialization=True)
+            # Merges into model.backbone itself and takes the LoRA layers out.
+            lora.merge_and_unload()
         model.eval()
         if not ranks.is_main:
             # Rank 0 publishes; the others wait for it and report the same checkpoint.
