@@ -59,6 +59,12 @@ class ConsumerSettings(BaseSettings):
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (off when unset)."
     )
+    health_stall_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="GET /healthz on the metrics port answers 503 once the main loop has not "
+        "come round for this long.",
+    )
     kafka: dict[str, str] = Field(
         default_factory=dict,
         description="Extra librdkafka settings for consumer and producer (e.g. security.protocol).",

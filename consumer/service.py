@@ -137,6 +137,7 @@ class CategorizerService:
         due = self._batcher.seconds_until_due()
         timeout = IDLE_POLL_S if due is None else min(IDLE_POLL_S, due)
         records = self._source.poll(self._settings.max_batch_size, timeout)
+        self.metrics.loop_alive(len(self._source.assigned))
         now = self._clock()
         if records and self._first_record_at is None:
             self._first_record_at = now

@@ -25,7 +25,9 @@ def cmd_consume(args: argparse.Namespace) -> int:
     classifier = Classifier.load(settings.registry, model_name=settings.model_name, device=settings.device)
     service = CategorizerService(settings, classifier)
     server = (
-        serve_metrics(service.metrics, settings.metrics_port) if settings.metrics_port is not None else None
+        serve_metrics(service.metrics, settings.metrics_port, stall_after_s=settings.health_stall_s)
+        if settings.metrics_port is not None
+        else None
     )
     install_stop_signals(service.stop)
     try:

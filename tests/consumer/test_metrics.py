@@ -1,3 +1,5 @@
+import time
+import urllib.error
 import urllib.request
 
 from consumer.metrics import Metrics, serve_metrics
@@ -22,3 +24,41 @@ def test_metrics_are_served_over_http_at_slash_metrics() -> None:
     finally:
         server.shutdown()
     assert "prodcat_events_enriched_total 5" in body
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_healthz_is_ok_while_the_main_loop_comes_round() -> None:
+    metrics = Metrics()
+    metrics.loop_alive(assigned_partitions=3)
+    server = serve_metrics(metrics, port=0, host="127.0.0.1", stall_after_s=60)
+    try:
+        assert get(server.server_address[1], "/healthz") == (200, "ok\n")
+    finally:
+        server.shutdown()
+
+
+def test_healthz_answers_503_once_the_main_loop_has_stalled() -> None:
+    metrics = Metrics()
+    metrics.loop_seen_at = time.monotonic() - 90
+    server = serve_metrics(metrics, port=0, host="127.0.0.1", stall_after_s=60)
+    try:
+        status, body = get(server.server_address[1], "/healthz")
+    finally:
+        server.shutdown()
+    assert status == 503
+    assert body.startswith("main loop stalled for 9")
+
+
+def test_assigned_partitions_and_loop_age_are_gauges() -> None:
+    metrics = Metrics()
+    metrics.loop_alive(assigned_partitions=4)
+    text = metrics.render_prometheus()
+    assert "prodcat_assigned_partitions 4" in text
+    assert "# TYPE prodcat_main_loop_age_seconds gauge" in text

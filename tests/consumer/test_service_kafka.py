@@ -197,3 +197,16 @@ def test_only_the_titles_that_fail_on_their_own_are_dead_lettered(
     letters = [DeadLetterEvent.model_validate_json(r.value or b"") for r in dead]
     assert {dead_letter_id(r) for r in dead} == poisoned
     assert {letter.error_kind for letter in letters} == {"inference_failed"}
+
+
+def test_the_service_reports_the_partitions_it_was_assigned(
+    kafka_bootstrap: str, trained_registry: Path, classifier: Classifier
+) -> None:
+    settings = settings_factory(kafka_bootstrap, trained_registry)
+    values, _good, _bad = events_factory(10)
+    produce_values(values, settings)
+    service = CategorizerService(settings, classifier)
+    service.run(until_records=10)
+
+    assert service.metrics.assigned_partitions == PARTITIONS
+    assert "prodcat_assigned_partitions 3" in service.metrics.render_prometheus()
