@@ -59,6 +59,19 @@ class ConsumerSettings(BaseSettings):
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (off when unset)."
     )
+    reload_interval_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="How often the registry's CURRENT pointer is re-read; a newly promoted "
+        "checkpoint is loaded and swapped in without stopping (0 turns hot reload off).",
+    )
+    min_golden_agreement: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        description="A checkpoint whose predictions match its golden set on fewer titles than "
+        "this share is refused, at start and on reload.",
+    )
     health_stall_s: float = Field(
         default=120.0,
         gt=0,

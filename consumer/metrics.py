@@ -19,6 +19,8 @@ class Metrics:
     inference_seconds: float = 0.0
     commits: int = 0
     model_version: str = ""
+    # Hot reloads by result: "loaded" or "refused".
+    reloads: Counter[str] = field(default_factory=Counter)
     assigned_partitions: int = 0
     # Monotonic time the main loop last came round; a loop stuck in a call stops moving it.
     loop_seen_at: float = field(default_factory=time.monotonic)
@@ -57,6 +59,11 @@ class Metrics:
             f"prodcat_assigned_partitions {self.assigned_partitions}",
             "# TYPE prodcat_main_loop_age_seconds gauge",
             f"prodcat_main_loop_age_seconds {self.loop_age_s():.3f}",
+            "# TYPE prodcat_model_reloads_total counter",
+            *(
+                f'prodcat_model_reloads_total{{result="{result}"}} {self.reloads[result]}'
+                for result in ("loaded", "refused")
+            ),
             "# TYPE prodcat_model_info gauge",
             f'prodcat_model_info{{version="{self.model_version}"}} 1',
         ]

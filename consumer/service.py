@@ -19,6 +19,7 @@ import orjson
 import structlog
 
 from consumer.batcher import Batcher
+from consumer.classify.reload import ModelReloader
 from consumer.classify.runtime import Classifier, Prediction
 from consumer.config import ConsumerSettings
 from consumer.metrics import Metrics
@@ -73,6 +74,18 @@ class CategorizerService:
         self._clock = clock
         self.metrics = metrics or Metrics()
         self.metrics.model_version = classifier.version
+        self._reloader = (
+            ModelReloader(
+                settings.registry,
+                classifier.checkpoint.directory,
+                model_name=settings.model_name,
+                device=settings.device,
+                interval_s=settings.reload_interval_s,
+                min_agreement=settings.min_golden_agreement,
+            )
+            if settings.reload_interval_s > 0
+            else None
+        )
         self._stop = threading.Event()
         self._failing = False
         self._acknowledged = 0
@@ -138,6 +151,8 @@ class CategorizerService:
         timeout = IDLE_POLL_S if due is None else min(IDLE_POLL_S, due)
         records = self._source.poll(self._settings.max_batch_size, timeout)
         self.metrics.loop_alive(len(self._source.assigned))
+        if self._reloader is not None:
+            self._reload(self._reloader)
         now = self._clock()
         if records and self._first_record_at is None:
             self._first_record_at = now
@@ -148,6 +163,17 @@ class CategorizerService:
         self._sink.poll(0)
         if now - self._last_commit >= self._settings.commit_interval_ms / 1000.0:
             self._commit()
+
+    def _reload(self, reloader: ModelReloader) -> None:
+        fresh = reloader.poll()
+        self.metrics.reloads["refused"] = reloader.refused
+        if fresh is None:
+            return
+        log.info("model_reloaded", previous=self._classifier.version, version=fresh.version)
+        # Between batches: what the batcher holds is classified by the new model.
+        self._classifier = fresh
+        self.metrics.model_version = fresh.version
+        self.metrics.reloads["loaded"] += 1
 
     def _accept(self, record: Record, now: float) -> None:
         self.metrics.consumed += 1

@@ -17,12 +17,17 @@ def _settings(args: argparse.Namespace) -> ConsumerSettings:
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
-    from consumer.classify.runtime import Classifier
+    from consumer.classify.runtime import load_checked
     from consumer.metrics import serve_metrics
     from consumer.service import CategorizerService
 
     settings = _settings(args)
-    classifier = Classifier.load(settings.registry, model_name=settings.model_name, device=settings.device)
+    classifier = load_checked(
+        settings.registry,
+        model_name=settings.model_name,
+        device=settings.device,
+        min_agreement=settings.min_golden_agreement,
+    )
     service = CategorizerService(settings, classifier)
     server = (
         serve_metrics(service.metrics, settings.metrics_port, stall_after_s=settings.health_stall_s)

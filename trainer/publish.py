@@ -21,7 +21,14 @@ import orjson
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from consumer.classify.checkpoint import CURRENT_FILE, MANIFEST_FILE, file_sha256, read_current, verify
+from consumer.classify.checkpoint import (
+    CURRENT_FILE,
+    GOLDEN_FILE,
+    MANIFEST_FILE,
+    file_sha256,
+    read_current,
+    verify,
+)
 from consumer.classify.encode import encode
 from consumer.classify.model import ProductClassifier
 from consumer.errors import CheckpointError
@@ -40,7 +47,6 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 STAGING_PREFIX = ".tmp-"
 HISTORY_FILE = "HISTORY"
 ADAPTER_DIR = "adapter"
-GOLDEN_FILE = "golden.jsonl"
 
 
 def publish(

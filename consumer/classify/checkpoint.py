@@ -19,6 +19,8 @@ from schemas.manifest import CheckpointManifest
 
 MANIFEST_FILE = "manifest.json"
 CURRENT_FILE = "CURRENT"
+# Titles with the labels the checkpoint gave them when published; a loader checks it agrees.
+GOLDEN_FILE = "golden.jsonl"
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from consumer.classify.checkpoint import Checkpoint, resolve, verify
+from consumer.classify.checkpoint import GOLDEN_FILE, Checkpoint, resolve, verify
 from consumer.classify.encode import TitleEncoder
 from consumer.classify.model import ProductClassifier
 from consumer.errors import CheckpointError, ConfigError
@@ -105,3 +106,36 @@ class Classifier:
             )
             for row_scores, row_indices in zip(scores.cpu().tolist(), indices.cpu().tolist(), strict=True)
         ]
+
+    def golden_agreement(self) -> float | None:
+        """Share of the checkpoint's golden titles given the label recorded at publish time.
+
+        None when the checkpoint has no golden set. Below 1.0 on a GPU is normal for titles
+        near a tie (fp16 here, fp32 when published); far below means a broken checkpoint.
+        """
+        path = self.checkpoint.directory / GOLDEN_FILE
+        if not path.is_file():
+            return None
+        try:
+            golden = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+            titles, labels = [str(g["title"]) for g in golden], [str(g["label"]) for g in golden]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{path} is not a golden set: {exc}") from None
+        if not golden:
+            return None
+        predicted = self.predict(titles, top_k=1)
+        return sum(p.label == label for p, label in zip(predicted, labels, strict=True)) / len(golden)
+
+
+def load_checked(
+    location: Path, *, model_name: str | None = None, device: str = "auto", min_agreement: float
+) -> Classifier:
+    """Loads, verifies and warms a checkpoint, and refuses it when it disagrees with its golden set."""
+    classifier = Classifier.load(location, model_name=model_name, device=device)
+    agreement = classifier.golden_agreement()
+    if agreement is not None and agreement < min_agreement:
+        raise CheckpointError(
+            f"checkpoint {classifier.checkpoint.directory} agrees with its golden set on "
+            f"{agreement:.0%} of titles (at least {min_agreement:.0%} required)"
+        )
+    return classifier

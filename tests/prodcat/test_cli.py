@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import orjson
 import pytest
 
 from prodcat.cli import main
@@ -73,6 +74,22 @@ def test_a_corrupt_checkpoint_gets_one_line_naming_the_bad_file(
     assert code == 1
     assert len(err.strip().splitlines()) == 1
     assert "head.safetensors fails its sha256 check" in err
+
+
+def test_a_checkpoint_that_disagrees_with_its_golden_set_gets_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, trained_registry: Path
+) -> None:
+    registry = tmp_path / "registry"
+    shutil.copytree(trained_registry, registry)
+    manifest_path = next(registry.glob("*/*/manifest.json"))
+    manifest = orjson.loads(manifest_path.read_bytes())
+    # Labels in the wrong order: every checksum still verifies, every answer is wrong.
+    manifest_path.write_bytes(orjson.dumps({**manifest, "labels": manifest["labels"][::-1]}))
+
+    code, err = run_cli(capsys, "consume", "--registry", str(registry), "--device", "cpu")
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1
+    assert "agrees with its golden set on" in err
 
 
 def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
