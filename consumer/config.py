@@ -72,6 +72,12 @@ class ConsumerSettings(BaseSettings):
         description="A checkpoint whose predictions match its golden set on fewer titles than "
         "this share is refused, at start and on reload.",
     )
+    max_failed_in_a_row: int = Field(
+        default=16,
+        ge=1,
+        description="Titles that fail on their own with no success between before the service "
+        "stops as broken, leaving them uncommitted, instead of dead-lettering the stream.",
+    )
     health_stall_s: float = Field(
         default=120.0,
         gt=0,

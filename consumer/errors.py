@@ -19,3 +19,7 @@ class DeliveryError(ProdcatError):
 
 class BrokerError(ProdcatError):
     """The Kafka cluster could not be reached or refused an operation."""
+
+
+class InferenceUnavailable(ProdcatError):
+    """The model fails on every title, not on a few: the device or the checkpoint is broken."""

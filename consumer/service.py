@@ -22,6 +22,7 @@ from consumer.batcher import Batcher
 from consumer.classify.reload import ModelReloader
 from consumer.classify.runtime import Classifier, Prediction
 from consumer.config import ConsumerSettings
+from consumer.errors import InferenceUnavailable
 from consumer.metrics import Metrics
 from consumer.offsets import OffsetTracker, TopicPartitionKey
 from consumer.parse import Rejection, parse_event
@@ -88,6 +89,7 @@ class CategorizerService:
         )
         self._stop = threading.Event()
         self._failing = False
+        self._failed_in_a_row = 0
         self._acknowledged = 0
         self._first_record_at: float | None = None
         self._last_commit = clock()
@@ -188,27 +190,56 @@ class CategorizerService:
         )
 
     def _classify(self, batch: list[Pending]) -> None:
+        failed: list[tuple[Pending, Exception]] = []
+        succeeded = self._classify_or_split(batch, failed)
+        if succeeded:
+            self._failed_in_a_row = 0
+        if not failed:
+            return
+        self._failed_in_a_row += len(failed)
+        if not succeeded and self._failed_in_a_row >= self._settings.max_failed_in_a_row:
+            # A model that fails on everything would empty the stream into the dead-letter
+            # topic; stopping leaves these offsets uncommitted for a healthy restart.
+            raise InferenceUnavailable(
+                f"{self._failed_in_a_row} titles in a row failed on their own, none succeeded; "
+                f"the model or its device is broken (last error: {type(failed[-1][1]).__name__}: "
+                f"{str(failed[-1][1])[:200]})"
+            )
+        for pending, exc in failed:
+            self._dead_letter(pending.record, ErrorKind.INFERENCE_FAILED, f"{type(exc).__name__}: {exc}")
+
+    def _classify_or_split(self, batch: list[Pending], failed: list[tuple[Pending, Exception]]) -> int:
+        """Classifies and emits `batch`; returns how many titles succeeded.
+
+        One bad title (or a batch too big for the device) must not sink its neighbours: a
+        failing batch is halved and retried, so only titles that fail on their own land
+        in `failed`.
+        """
         started = self._clock()
         try:
             predictions = self._classifier.predict([p.title for p in batch], top_k=self._settings.top_k)
         except Exception as exc:
-            # One bad title (or a batch too big for the device) must not sink its neighbours:
-            # halve and retry, so only a title that fails on its own is dead-lettered.
             if len(batch) > 1:
                 log.warning("batch_failed_retrying_halves", size=len(batch), error=str(exc)[:200])
                 middle = len(batch) // 2
-                self._classify(batch[:middle])
-                self._classify(batch[middle:])
-                return
-            log.exception("title_failed", topic=batch[0].record.topic, offset=batch[0].record.offset)
-            self._dead_letter(batch[0].record, ErrorKind.INFERENCE_FAILED, f"{type(exc).__name__}: {exc}")
-            return
+                return self._classify_or_split(batch[:middle], failed) + self._classify_or_split(
+                    batch[middle:], failed
+                )
+            log.warning(
+                "title_failed",
+                topic=batch[0].record.topic,
+                offset=batch[0].record.offset,
+                error=f"{type(exc).__name__}: {str(exc)[:200]}",
+            )
+            failed.append((batch[0], exc))
+            return 0
         elapsed = self._clock() - started
         self.metrics.batches += 1
         self.metrics.batched_items += len(batch)
         self.metrics.inference_seconds += elapsed
         for pending, prediction in zip(batch, predictions, strict=True):
             self._emit(pending, prediction, started, elapsed, len(batch))
+        return len(batch)
 
     def _emit(
         self, pending: Pending, prediction: Prediction, started: float, elapsed: float, size: int

@@ -13,6 +13,7 @@ import pytest
 
 from consumer.classify.runtime import Classifier, Prediction
 from consumer.config import ConsumerSettings
+from consumer.errors import InferenceUnavailable
 from consumer.service import CategorizerService, kafka_client_config
 from consumer.source import Record, read_topic
 from prodcat.produce import produce_values
@@ -197,6 +198,36 @@ def test_only_the_titles_that_fail_on_their_own_are_dead_lettered(
     letters = [DeadLetterEvent.model_validate_json(r.value or b"") for r in dead]
     assert {dead_letter_id(r) for r in dead} == poisoned
     assert {letter.error_kind for letter in letters} == {"inference_failed"}
+
+
+class BrokenDeviceClassifier(Classifier):
+    """The real classifier on a device that fails every forward pass."""
+
+    def __init__(self, real: Classifier) -> None:
+        self.__dict__.update(real.__dict__)
+
+    def predict(self, titles: Sequence[str], *, top_k: int) -> list[Prediction]:
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+
+def test_a_model_that_fails_on_everything_stops_the_service_instead_of_dead_lettering_the_stream(
+    kafka_bootstrap: str, trained_registry: Path, classifier: Classifier
+) -> None:
+    settings = settings_factory(kafka_bootstrap, trained_registry).model_copy(
+        update={"max_failed_in_a_row": 1}
+    )
+    values, good, _bad = events_factory(40)
+    produce_values(values, settings)
+
+    with pytest.raises(InferenceUnavailable, match="the model or its device is broken"):
+        CategorizerService(settings, BrokenDeviceClassifier(classifier)).run(until_records=40)
+
+    # Nothing was dead-lettered or committed: a healthy restart of the group gets every event.
+    summary = CategorizerService(settings, classifier).run(until_records=40)
+    enriched, dead = outputs(settings, 40, 0, settle_s=1.0)
+    assert (summary.enriched, summary.dead_lettered) == (40, 0)
+    assert {orjson.loads(r.value or b"")["id"] for r in enriched} == good
+    assert dead == []
 
 
 def test_the_service_reports_the_partitions_it_was_assigned(
