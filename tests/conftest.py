@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from prodcat.broker import EmbeddedBroker
-from prodcat.cli_env import kafka_bootstrap_from_env
+from prodcat.testing import kafka_broker
 from trainer.sample_corpus import generate, write_jsonl
 from trainer.tiny_base import build_tiny_base
 from trainer.train import TrainConfig, TrainResult, train
@@ -36,29 +35,10 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(previous)
 
 
-def docker_engine_answers() -> bool:
-    try:
-        import docker
-
-        docker.from_env(timeout=3).ping()
-    except Exception:
-        return False
-    return True
-
-
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
-    configured = kafka_bootstrap_from_env()
-    if configured:
-        yield configured
-    elif docker_engine_answers():
-        from testcontainers.kafka import KafkaContainer
-
-        with KafkaContainer() as kafka:
-            yield kafka.get_bootstrap_server()
-    else:
-        with EmbeddedBroker() as broker:
-            yield broker.bootstrap_servers
+    with kafka_broker() as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import re
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
 import pytest
 
-from consumer.classify.runtime import Classifier, Prediction
+from consumer.classify.runtime import Classifier
 from consumer.config import ConsumerSettings
 from consumer.errors import InferenceUnavailable
 from consumer.service import CategorizerService, kafka_client_config
@@ -19,6 +18,7 @@ from consumer.source import Record, read_topic
 from prodcat.produce import produce_values
 from prodcat.scratch import scratch_settings
 from schemas import DeadLetterEvent, EnrichedEvent
+from tests.faults import BrokenDeviceClassifier, PoisonSensitiveClassifier
 
 PARTITIONS = 3
 
@@ -162,21 +162,6 @@ def test_a_second_consumer_resumes_from_committed_offsets_without_re_emitting(
     assert sorted(dead_letter_id(r) for r in dead) == sorted(bad)
 
 
-class PoisonSensitiveClassifier(Classifier):
-    """The real classifier, except that any batch holding a poison title fails as a whole,
-    as a batch does when one input breaks the forward pass."""
-
-    POISON = "\u2620"
-
-    def __init__(self, real: Classifier) -> None:
-        self.__dict__.update(real.__dict__)
-
-    def predict(self, titles: Sequence[str], *, top_k: int) -> list[Prediction]:
-        if any(self.POISON in t for t in titles):
-            raise RuntimeError("forward pass failed")
-        return super().predict(titles, top_k=top_k)
-
-
 def test_only_the_titles_that_fail_on_their_own_are_dead_lettered(
     kafka_bootstrap: str, trained_registry: Path, classifier: Classifier
 ) -> None:
@@ -198,16 +183,6 @@ def test_only_the_titles_that_fail_on_their_own_are_dead_lettered(
     letters = [DeadLetterEvent.model_validate_json(r.value or b"") for r in dead]
     assert {dead_letter_id(r) for r in dead} == poisoned
     assert {letter.error_kind for letter in letters} == {"inference_failed"}
-
-
-class BrokenDeviceClassifier(Classifier):
-    """The real classifier on a device that fails every forward pass."""
-
-    def __init__(self, real: Classifier) -> None:
-        self.__dict__.update(real.__dict__)
-
-    def predict(self, titles: Sequence[str], *, top_k: int) -> list[Prediction]:
-        raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
 
 def test_a_model_that_fails_on_everything_stops_the_service_instead_of_dead_lettering_the_stream(
