@@ -21,6 +21,12 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_now,
         cache_logger_on_first_use=False,
     )
+
+
+def _stderr_now(*_args: object) -> structlog.PrintLogger:
+    # sys.stderr looked up at each call, not at configuration: a stream swapped since (a
+    # test's capture, a redirect) gets the logs instead of a closed file raising.
+    return structlog.PrintLogger(sys.stderr)
