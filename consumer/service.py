@@ -2,7 +2,9 @@
 
 Every consumed offset ends as exactly one enriched or dead-letter record, and an offset
 is committed only after the broker acknowledged that record and every earlier one of
-its partition (at-least-once). A delivery failure stops the loop without committing.
+its partition (at-least-once). A delivery failure stops the loop without committing;
+so does a model that fails on every title, rather than dead-lettering the stream. A newly
+promoted checkpoint is swapped in between batches (see `classify/reload.py`).
 """
 
 from __future__ import annotations
