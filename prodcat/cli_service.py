@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from consumer.config import ConsumerSettings
-from prodcat.argtypes import existing_file, positive_float, positive_int
+from prodcat.argtypes import OneLineParser, existing_file, positive_float, positive_int
 from prodcat.flags import add_settings_flags, settings_overrides
 from prodcat.signals import install_stop_signals
+from schemas.events import ErrorKind
 
 
 def _settings(args: argparse.Namespace) -> ConsumerSettings:
@@ -54,6 +56,24 @@ def cmd_produce(args: argparse.Namespace) -> int:
     count = produce_file(args.file, settings)
     print(f"produced {count} events to {settings.input_topic}")
     return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from consumer.replay import replay_dead_letters
+
+    settings = _settings(args)
+    kinds = frozenset(args.kind or [ErrorKind.INFERENCE_FAILED])
+    summary = replay_dead_letters(settings, kinds, idle_s=args.idle_s, dry_run=args.dry_run)
+    verb = "would replay" if args.dry_run else "replayed"
+    print(
+        f"{verb} {summary.replayed.total()} ({_by_kind(summary.replayed)}); skipped "
+        f"{summary.skipped.total()} ({_by_kind(summary.skipped)}); unreadable {summary.unreadable}"
+    )
+    return 0
+
+
+def _by_kind(counts: Counter[str]) -> str:
+    return ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items())) or "none"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -106,3 +126,30 @@ def register(commands: Any) -> None:
     produce.add_argument("file", type=existing_file, help="one JSON event per line")
     add_settings_flags(produce, ConsumerSettings)
     produce.set_defaults(handler=cmd_produce)
+
+    dead_letters = commands.add_parser("dead-letters", help="act on the dead-letter topic").add_subparsers(
+        dest="dead_letters_command", required=True, metavar="ACTION", parser_class=OneLineParser
+    )
+    replay = dead_letters.add_parser(
+        "replay",
+        help="send dead-lettered events back to their source topic",
+        description="Re-sends the original key, value and headers of each dead letter of the chosen "
+        "kinds to the topic it came from, for the categorizer to try again. Progress is committed "
+        "per kind selection: a second run continues where the first stopped. Ends once the "
+        "dead-letter topic has been quiet for --idle-s.",
+    )
+    replay.add_argument(
+        "--kind",
+        action="append",
+        type=ErrorKind,
+        choices=list(ErrorKind),
+        metavar="KIND",
+        help="error kind to replay, repeatable (default: inference_failed); one of "
+        + ", ".join(k.value for k in ErrorKind),
+    )
+    replay.add_argument(
+        "--idle-s", type=positive_float, default=5.0, help="stop after this long with no new dead letter"
+    )
+    replay.add_argument("--dry-run", action="store_true", help="count what would be replayed; send nothing")
+    add_settings_flags(replay, ConsumerSettings)
+    replay.set_defaults(handler=cmd_replay)

@@ -92,11 +92,30 @@ def test_a_checkpoint_that_disagrees_with_its_golden_set_gets_one_line(
     assert "agrees with its golden set on" in err
 
 
+def test_replaying_an_unknown_error_kind_gets_one_line_and_exit_code_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, err = run_cli(capsys, "dead-letters", "replay", "--kind", "gremlins")
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "gremlins" in err
+
+
 def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("demo", "consume", "produce", "base", "dataset", "train", "registry"):
+    for command in (
+        "demo",
+        "consume",
+        "produce",
+        "dead-letters",
+        "base",
+        "dataset",
+        "train",
+        "evaluate",
+        "registry",
+    ):
         assert command in out
 
 
