@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from consumer.config import ConsumerSettings
 from consumer.errors import BrokerError
 from consumer.offsets import OffsetTracker, TopicPartitionKey
-from consumer.service import kafka_client_config
+from consumer.service import group_consumer_config, kafka_client_config
 from consumer.sink import KafkaSink
 from consumer.source import KafkaSource, Record
 from schemas.events import DeadLetterEvent, ErrorKind
@@ -56,8 +56,7 @@ def replay_dead_letters(
     clock: Callable[[], float] = time.monotonic,
 ) -> ReplaySummary:
     """Re-sends dead letters of `kinds` to their source topics; returns what it did."""
-    client = kafka_client_config(settings)
-    sink = KafkaSink(client)
+    sink = KafkaSink(kafka_client_config(settings))
     offsets = OffsetTracker()
     summary = ReplaySummary()
 
@@ -74,13 +73,7 @@ def replay_dead_letters(
         offsets.forget(partitions)
 
     source = KafkaSource(
-        {
-            **client,
-            "group.id": replay_group(settings, kinds),
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": settings.session_timeout_ms,
-            "heartbeat.interval.ms": settings.heartbeat_interval_ms,
-        },
+        group_consumer_config(settings, group_id=replay_group(settings, kinds), auto_offset_reset="earliest"),
         [settings.dead_letter_topic],
         on_revoke=on_revoke,
     )

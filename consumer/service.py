@@ -63,6 +63,19 @@ def kafka_client_config(settings: ConsumerSettings) -> dict[str, object]:
     return {"bootstrap.servers": settings.bootstrap_servers, **settings.kafka}
 
 
+def group_consumer_config(
+    settings: ConsumerSettings, *, group_id: str, auto_offset_reset: str
+) -> dict[str, object]:
+    """A consumer-group member's configuration: the client settings plus group membership."""
+    return {
+        **kafka_client_config(settings),
+        "group.id": group_id,
+        "auto.offset.reset": auto_offset_reset,
+        "session.timeout.ms": settings.session_timeout_ms,
+        "heartbeat.interval.ms": settings.heartbeat_interval_ms,
+    }
+
+
 class CategorizerService:
     def __init__(
         self,
@@ -85,6 +98,7 @@ class CategorizerService:
                 device=settings.device,
                 interval_s=settings.reload_interval_s,
                 min_agreement=settings.min_golden_agreement,
+                counts=self.metrics.reloads,
             )
             if settings.reload_interval_s > 0
             else None
@@ -97,16 +111,11 @@ class CategorizerService:
         self._last_commit = clock()
         self._offsets = OffsetTracker()
         self._batcher: Batcher[Pending] = Batcher(settings.batch_limits, clock)
-        client = kafka_client_config(settings)
-        self._sink = KafkaSink(client)
+        self._sink = KafkaSink(kafka_client_config(settings))
         self._source = KafkaSource(
-            {
-                **client,
-                "group.id": settings.group_id,
-                "auto.offset.reset": settings.auto_offset_reset,
-                "session.timeout.ms": settings.session_timeout_ms,
-                "heartbeat.interval.ms": settings.heartbeat_interval_ms,
-            },
+            group_consumer_config(
+                settings, group_id=settings.group_id, auto_offset_reset=settings.auto_offset_reset
+            ),
             [settings.input_topic],
             on_revoke=self._on_revoke,
         )
@@ -170,7 +179,6 @@ class CategorizerService:
 
     def _reload(self, reloader: ModelReloader) -> None:
         fresh = reloader.poll()
-        self.metrics.reloads["refused"] = reloader.refused
         if fresh is None:
             return
         log.info("model_reloaded", previous=self._classifier.version, version=fresh.version)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,8 +35,10 @@ class ModelReloader:
         device: str,
         interval_s: float,
         min_agreement: float,
+        counts: Counter[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`counts` receives one "refused" per checkpoint refused (the service's metrics)."""
         self._location = location
         self._model_name = model_name
         self._device = device
@@ -48,7 +51,11 @@ class ModelReloader:
         self._lock = threading.Lock()
         self._ready: Classifier | None = None
         self._loading: threading.Thread | None = None
-        self.refused = 0
+        self._counts = counts if counts is not None else Counter()
+
+    @property
+    def refused(self) -> int:
+        return self._counts["refused"]
 
     def poll(self) -> Classifier | None:
         """A newly loaded and checked classifier, once; None while there is nothing new."""
@@ -80,7 +87,7 @@ class ModelReloader:
         except Exception as exc:
             # The thread's boundary: whatever went wrong, the service keeps its current model.
             self._refused.add(target)
-            self.refused += 1
+            self._counts["refused"] += 1
             log.error("reload_refused", checkpoint=str(target), error=f"{type(exc).__name__}: {exc}")
             return
         with self._lock:
