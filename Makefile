@@ -30,7 +30,7 @@ lint: setup
 	$(BIN)/mypy
 
 schemas: setup
-	$(BIN)/python -m schemas.generate
+	$(BIN)/python -m prodcat.schemas.generate
 
 clean:
 	rm -rf .cache .pytest_cache .mypy_cache .ruff_cache

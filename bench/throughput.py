@@ -26,18 +26,18 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from bench.report import record_result
-from consumer.classify.encode import encode
-from consumer.classify.model import ProductClassifier
-from consumer.classify.runtime import Classifier, pick_device, serving_dtype
-from consumer.service import CategorizerService
 from prodcat.broker import EmbeddedBroker
 from prodcat.cli_env import kafka_bootstrap_from_env
+from prodcat.consumer.classify.runtime import Classifier, pick_device, serving_dtype
+from prodcat.consumer.service import CategorizerService
+from prodcat.model.classifier import ProductClassifier
+from prodcat.model.encode import encode
 from prodcat.produce import produce_values
 from prodcat.scratch import scratch_settings
-from trainer.records import read_jsonl
-from trainer.sample_corpus import generate, write_jsonl
-from trainer.tiny_base import build_tiny_base
-from trainer.train import TrainConfig, train
+from prodcat.trainer.records import read_jsonl
+from prodcat.trainer.sample_corpus import generate, write_jsonl
+from prodcat.trainer.tiny_base import build_tiny_base
+from prodcat.trainer.train import TrainConfig, train
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared/data"
 SECTION = "throughput"

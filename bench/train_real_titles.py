@@ -19,12 +19,12 @@ from pathlib import Path
 import torch
 
 from bench.report import record_result
-from consumer.classify.runtime import Classifier
-from trainer.data import split
-from trainer.metrics import accuracy, macro_f1, per_class
-from trainer.records import LabeledTitle, read_jsonl, write_jsonl
-from trainer.tiny_base import build_tiny_base
-from trainer.train import TrainConfig, train
+from prodcat.consumer.classify.runtime import Classifier
+from prodcat.trainer.data import split
+from prodcat.trainer.metrics import accuracy, macro_f1, per_class
+from prodcat.trainer.records import LabeledTitle, read_jsonl, write_jsonl
+from prodcat.trainer.tiny_base import build_tiny_base
+from prodcat.trainer.train import TrainConfig, train
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/product-titles/train.jsonl"
 SECTION = "train_real_titles"

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from consumer.batcher import BatchLimits
+from prodcat.consumer.batcher import BatchLimits
 
 
 class ConsumerSettings(BaseSettings):
@@ -45,8 +45,42 @@ class ConsumerSettings(BaseSettings):
     )
     max_wait_ms: float = Field(default=20.0, ge=0, description="Longest a title waits for its batch to fill.")
     top_k: int = Field(default=3, ge=1, description="Scores kept per enriched event.")
+    window_size: int = Field(
+        default=1024,
+        ge=1,
+        le=65_536,
+        description="Titles gathered (for at most --max-wait-ms) and sorted by token count before "
+        "batches are cut, so titles of similar length share a batch.",
+    )
     commit_interval_ms: float = Field(
-        default=1000.0, ge=0, description="How often delivered offsets are committed."
+        default=0.0,
+        ge=0,
+        le=60_000,
+        description="Least time between two asynchronous offset commits (0: commit as soon as "
+        "acknowledged offsets advance).",
+    )
+    delivery: Literal["at-least-once", "exactly-once"] = Field(
+        default="at-least-once",
+        description="exactly-once: transactional producer with the offsets in each transaction; "
+        "subscribers must read with isolation.level=read_committed.",
+    )
+    transactional_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Transactional id for exactly-once (stable per member, so a restarted member "
+        "fences its zombie); default: <group-id>.<hostname>.<member index>.",
+    )
+    processes: int = Field(
+        default=1, ge=1, le=64, description="Consumer-group members run by this command, one process each."
+    )
+    create_topics: bool = Field(
+        default=False, description="Create the input, output and dead-letter topics when missing."
+    )
+    topic_partitions: int = Field(
+        default=6, ge=1, le=10_000, description="Partitions of topics made by --create-topics."
+    )
+    topic_replication: int = Field(
+        default=1, ge=1, le=32, description="Replication factor of topics made by --create-topics."
     )
     session_timeout_ms: int = Field(default=10_000, ge=1000, description="Kafka group session timeout.")
     heartbeat_interval_ms: int = Field(default=1000, ge=100, description="Kafka group heartbeat interval.")

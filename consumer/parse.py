@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from schemas.events import MAX_EVENT_BYTES, ErrorKind, RawEvent
+from prodcat.schemas.events import MAX_EVENT_BYTES, ErrorKind, RawEvent
 
 
 @dataclass(frozen=True, slots=True)

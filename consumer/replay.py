@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 import structlog
 from pydantic import ValidationError
 
-from consumer.config import ConsumerSettings
-from consumer.errors import BrokerError
-from consumer.offsets import OffsetTracker, TopicPartitionKey
-from consumer.service import group_consumer_config, kafka_client_config
-from consumer.sink import KafkaSink
-from consumer.source import KafkaSource, Record
-from schemas.events import DeadLetterEvent, ErrorKind
+from prodcat.consumer.config import ConsumerSettings
+from prodcat.consumer.offsets import OffsetTracker, TopicPartitionKey
+from prodcat.consumer.service import group_consumer_config, kafka_client_config
+from prodcat.consumer.sink import KafkaSink
+from prodcat.consumer.source import KafkaSource, Record
+from prodcat.errors import BrokerError
+from prodcat.schemas.events import DeadLetterEvent, ErrorKind
 
 log = structlog.get_logger(__name__)
 

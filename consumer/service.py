@@ -20,17 +20,17 @@ from typing import Any
 import orjson
 import structlog
 
-from consumer.batcher import Batcher
-from consumer.classify.reload import ModelReloader
-from consumer.classify.runtime import Classifier, Prediction
-from consumer.config import ConsumerSettings
-from consumer.errors import InferenceUnavailable
-from consumer.metrics import Metrics
-from consumer.offsets import OffsetTracker, TopicPartitionKey
-from consumer.parse import Rejection, parse_event
-from consumer.sink import KafkaSink
-from consumer.source import KafkaSource, Record
-from schemas.events import ErrorKind
+from prodcat.consumer.batcher import Batcher
+from prodcat.consumer.classify.reload import ModelReloader
+from prodcat.consumer.classify.runtime import Classifier, Prediction
+from prodcat.consumer.config import ConsumerSettings
+from prodcat.consumer.metrics import Metrics
+from prodcat.consumer.offsets import OffsetTracker, TopicPartitionKey
+from prodcat.consumer.parse import Rejection, parse_event
+from prodcat.consumer.sink import KafkaSink
+from prodcat.consumer.source import KafkaSource, Record
+from prodcat.errors import InferenceUnavailable
+from prodcat.schemas.events import ErrorKind
 
 log = structlog.get_logger(__name__)
 

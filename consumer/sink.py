@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from consumer.errors import DeliveryError
+from prodcat.errors import DeliveryError
 
 Headers = list[tuple[str, bytes]]
 

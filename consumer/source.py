@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from consumer.errors import BrokerError
-from consumer.offsets import TopicPartitionKey
+from prodcat.consumer.offsets import TopicPartitionKey
+from prodcat.errors import BrokerError
 
 log = structlog.get_logger(__name__)
 

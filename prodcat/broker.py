@@ -20,7 +20,7 @@ from types import TracebackType
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from consumer.errors import BrokerError
+from prodcat.errors import BrokerError
 
 START_TIMEOUT_S = 20.0
 

@@ -10,11 +10,11 @@ from types import FrameType
 
 from pydantic import ValidationError
 
-from consumer.errors import ProdcatError
-from consumer.logs import configure_logging
-from consumer.parse import describe_validation_error
 from prodcat import cli_service, cli_training
 from prodcat.argtypes import OneLineParser
+from prodcat.consumer.logs import configure_logging
+from prodcat.consumer.parse import describe_validation_error
+from prodcat.errors import ProdcatError
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -7,11 +7,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from consumer.config import ConsumerSettings
 from prodcat.argtypes import OneLineParser, existing_file, positive_float, positive_int
+from prodcat.consumer.config import ConsumerSettings
 from prodcat.flags import add_settings_flags, settings_overrides
+from prodcat.schemas.events import ErrorKind
 from prodcat.signals import install_stop_signals
-from schemas.events import ErrorKind
 
 
 def _settings(args: argparse.Namespace) -> ConsumerSettings:
@@ -19,9 +19,9 @@ def _settings(args: argparse.Namespace) -> ConsumerSettings:
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
-    from consumer.classify.runtime import load_checked
-    from consumer.metrics import serve_metrics
-    from consumer.service import CategorizerService
+    from prodcat.consumer.classify.runtime import load_checked
+    from prodcat.consumer.metrics import serve_metrics
+    from prodcat.consumer.service import CategorizerService
 
     settings = _settings(args)
     classifier = load_checked(
@@ -59,7 +59,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from consumer.replay import replay_dead_letters
+    from prodcat.consumer.replay import replay_dead_letters
 
     settings = _settings(args)
     kinds = frozenset(args.kind or [ErrorKind.INFERENCE_FAILED])

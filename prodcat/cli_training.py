@@ -14,11 +14,11 @@ from prodcat.argtypes import (
     positive_float,
     positive_int,
 )
-from schemas.labels import DEFAULT_CATEGORIES
+from prodcat.schemas.labels import DEFAULT_CATEGORIES
 
 
 def cmd_base_tiny(args: argparse.Namespace) -> int:
-    from trainer.tiny_base import build_tiny_base
+    from prodcat.trainer.tiny_base import build_tiny_base
 
     out = build_tiny_base(args.corpus, args.out, seed=args.seed)
     print(out)
@@ -26,7 +26,7 @@ def cmd_base_tiny(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset_sample(args: argparse.Namespace) -> int:
-    from trainer.sample_corpus import generate, write_jsonl
+    from prodcat.trainer.sample_corpus import generate, write_jsonl
 
     records = generate(per_class=args.per_class, seed=args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -36,8 +36,8 @@ def cmd_dataset_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset_build(args: argparse.Namespace) -> int:
-    from trainer.dataset_build import BuildOptions, build_dataset, write_dataset
-    from trainer.lspc import ReadStats, TextOptions, read_catalogue, read_lspc, read_mapping
+    from prodcat.trainer.dataset_build import BuildOptions, build_dataset, write_dataset
+    from prodcat.trainer.lspc import ReadStats, TextOptions, read_catalogue, read_lspc, read_mapping
 
     options = BuildOptions(
         categories=None if args.top_k else tuple(args.categories.split(",")),
@@ -61,8 +61,8 @@ def cmd_dataset_build(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from trainer.checkpointing import TrainingPaused
-    from trainer.train import TrainConfig, train
+    from prodcat.trainer.checkpointing import TrainingPaused
+    from prodcat.trainer.train import TrainConfig, train
 
     config = TrainConfig(
         data=args.data,
@@ -104,7 +104,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from trainer.report import REPORT_MD, evaluate_checkpoint
+    from prodcat.trainer.report import REPORT_MD, evaluate_checkpoint
 
     report = evaluate_checkpoint(
         args.checkpoint,
@@ -124,7 +124,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_registry_list(args: argparse.Namespace) -> int:
-    from consumer.classify.checkpoint import load_manifest, read_current
+    from prodcat.model.checkpoint import load_manifest, read_current
 
     model_dir = args.registry / args.model_name
     current = read_current(model_dir)
@@ -136,7 +136,7 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
 
 
 def cmd_registry_promote(args: argparse.Namespace) -> int:
-    from trainer.publish import promote
+    from prodcat.trainer.publish import promote
 
     promote(args.registry, args.model_name, args.version)
     print(f"{args.model_name} CURRENT -> {args.version}")
@@ -144,7 +144,7 @@ def cmd_registry_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_registry_rollback(args: argparse.Namespace) -> int:
-    from trainer.publish import rollback
+    from prodcat.trainer.publish import rollback
 
     version = rollback(args.registry, args.model_name)
     print(f"{args.model_name} CURRENT -> {version}")

@@ -10,18 +10,18 @@ from pathlib import Path
 
 import orjson
 
-from consumer.classify.runtime import Classifier
-from consumer.config import ConsumerSettings
-from consumer.service import CategorizerService, RunSummary, kafka_client_config
-from consumer.source import read_topic
 from prodcat.broker import EmbeddedBroker
 from prodcat.cli_env import kafka_bootstrap_from_env
+from prodcat.consumer.classify.runtime import Classifier
+from prodcat.consumer.config import ConsumerSettings
+from prodcat.consumer.service import CategorizerService, RunSummary, kafka_client_config
+from prodcat.consumer.source import read_topic
 from prodcat.produce import produce_values
 from prodcat.scratch import scratch_settings
 from prodcat.signals import install_stop_signals
-from trainer.sample_corpus import LabeledTitle, generate, write_jsonl
-from trainer.tiny_base import build_tiny_base
-from trainer.train import TrainConfig, train
+from prodcat.trainer.sample_corpus import LabeledTitle, generate, write_jsonl
+from prodcat.trainer.tiny_base import build_tiny_base
+from prodcat.trainer.train import TrainConfig, train
 
 PARTITIONS = 3
 DEMO_EPOCHS = 2.0

@@ -51,8 +51,17 @@ def add_settings_flags(parser: argparse.ArgumentParser, settings: type[BaseSetti
                 help=f"{field.description or ''} Repeatable. Env: {env} as a JSON object.",
             )
             continue
-        kind, choices = _scalar(field.annotation)
         default = field.get_default(call_default_factory=True)
+        if field.annotation is bool:
+            group.add_argument(
+                flag,
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=f"{field.description or ''} Env: {env}. Default: {default}.".strip(),
+            )
+            continue
+        kind, choices = _scalar(field.annotation)
         group.add_argument(
             flag,
             dest=name,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import orjson
 
-from consumer.config import ConsumerSettings
-from consumer.service import kafka_client_config
-from consumer.sink import KafkaSink
+from prodcat.consumer.config import ConsumerSettings
+from prodcat.consumer.service import kafka_client_config
+from prodcat.consumer.sink import KafkaSink
 
 
 def event_key(value: bytes) -> bytes | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from consumer.config import ConsumerSettings
-from consumer.service import kafka_client_config
-from consumer.topics import ensure_topics
+from prodcat.consumer.config import ConsumerSettings
+from prodcat.consumer.service import kafka_client_config
+from prodcat.consumer.topics import ensure_topics
 
 
 def scratch_settings(

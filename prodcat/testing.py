@@ -22,11 +22,11 @@ from contextlib import contextmanager
 
 import pytest
 
-from consumer.classify.runtime import Classifier
-from consumer.config import ConsumerSettings
-from consumer.service import CategorizerService
 from prodcat.broker import EmbeddedBroker
 from prodcat.cli_env import kafka_bootstrap_from_env
+from prodcat.consumer.classify.runtime import Classifier
+from prodcat.consumer.config import ConsumerSettings
+from prodcat.consumer.service import CategorizerService
 
 STOP_TIMEOUT_S = 60.0
 

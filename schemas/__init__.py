@@ -1,6 +1,6 @@
 """Contracts shared by the consumer and the trainer. Imports neither torch nor Kafka."""
 
-from schemas.events import (
+from prodcat.schemas.events import (
     MAX_EVENT_BYTES,
     Classification,
     DeadLetterEvent,
@@ -10,8 +10,8 @@ from schemas.events import (
     RawEvent,
     Timings,
 )
-from schemas.labels import DEFAULT_CATEGORIES
-from schemas.manifest import MANIFEST_FORMAT_VERSION, CheckpointManifest, TrainingRecipe
+from prodcat.schemas.labels import DEFAULT_CATEGORIES
+from prodcat.schemas.manifest import MANIFEST_FORMAT_VERSION, CheckpointManifest, TrainingRecipe
 
 __all__ = [
     "DEFAULT_CATEGORIES",

@@ -1,4 +1,4 @@
-"""Writes the JSON Schema files next to this module: `python -m schemas.generate`."""
+"""Writes the JSON Schema files next to this module: `python -m prodcat.schemas.generate`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from schemas.events import DeadLetterEvent, EnrichedEvent, RawEvent
-from schemas.manifest import CheckpointManifest
+from prodcat.schemas.events import DeadLetterEvent, EnrichedEvent, RawEvent
+from prodcat.schemas.manifest import CheckpointManifest
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 MODELS: dict[str, type[BaseModel]] = {

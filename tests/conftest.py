@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from prodcat.testing import kafka_broker
-from trainer.sample_corpus import generate, write_jsonl
-from trainer.tiny_base import build_tiny_base
-from trainer.train import TrainConfig, TrainResult, train
+from prodcat.trainer.sample_corpus import generate, write_jsonl
+from prodcat.trainer.tiny_base import build_tiny_base
+from prodcat.trainer.train import TrainConfig, TrainResult, train
 
 # Full fine-tuning of the tiny base from random weights: one epoch (64 steps of 32) at 1e-3
 # reaches ~0.99 validation macro-F1 in a few seconds on one core; 1e-4 is far too slow for

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from consumer.classify.runtime import Classifier, Prediction
+from prodcat.consumer.classify.runtime import Classifier, Prediction
 
 
 class PoisonSensitiveClassifier(Classifier):

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from consumer.errors import ConfigError, ProdcatError
+from prodcat.errors import ConfigError, ProdcatError
 
 STATE_DIR = ".train-state"
 STATE_FILE = "state.pt"

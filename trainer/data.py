@@ -6,7 +6,7 @@ import random
 from collections import defaultdict
 from collections.abc import Sequence
 
-from trainer.records import LabeledTitle
+from prodcat.trainer.records import LabeledTitle
 
 
 def split(

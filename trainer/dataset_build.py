@@ -19,10 +19,10 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from consumer.errors import ConfigError
-from schemas.labels import DEFAULT_CATEGORIES
-from trainer.lspc import Offer, ReadStats
-from trainer.records import LabeledTitle
+from prodcat.errors import ConfigError
+from prodcat.schemas.labels import DEFAULT_CATEGORIES
+from prodcat.trainer.lspc import Offer, ReadStats
+from prodcat.trainer.records import LabeledTitle
 
 SPLITS = ("train", "validation", "test")
 DATASET_FILE = "dataset.json"

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from consumer.classify.encode import encode
-from consumer.classify.model import ProductClassifier
-from trainer import metrics
-from trainer.device import autocast
-from trainer.records import LabeledTitle
+from prodcat.model.classifier import ProductClassifier
+from prodcat.model.encode import encode
+from prodcat.trainer import metrics
+from prodcat.trainer.device import autocast
+from prodcat.trainer.records import LabeledTitle
 
 
 def predict(

@@ -20,11 +20,11 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from consumer.classify.encode import encode
-from consumer.classify.model import ProductClassifier
-from consumer.errors import ConfigError
-from trainer import distributed
-from trainer.checkpointing import (
+from prodcat.errors import ConfigError
+from prodcat.model.classifier import ProductClassifier
+from prodcat.model.encode import encode
+from prodcat.trainer import distributed
+from prodcat.trainer.checkpointing import (
     TrainingPaused,
     fingerprint,
     load_state,
@@ -33,12 +33,12 @@ from trainer.checkpointing import (
     save_state,
     state_dir,
 )
-from trainer.device import autocast, autocast_dtype
-from trainer.evaluate import evaluate
-from trainer.records import LabeledTitle
+from prodcat.trainer.device import autocast, autocast_dtype
+from prodcat.trainer.evaluate import evaluate
+from prodcat.trainer.records import LabeledTitle
 
 if TYPE_CHECKING:
-    from trainer.train import TrainConfig
+    from prodcat.trainer.train import TrainConfig
 
 
 @dataclass

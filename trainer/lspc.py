@@ -22,7 +22,7 @@ from typing import IO, Any, Literal
 import orjson
 from tqdm import tqdm
 
-from consumer.errors import ConfigError
+from prodcat.errors import ConfigError
 
 TextMode = Literal["title", "title+description"]
 _SPACES = re.compile(r"\s+")

@@ -21,7 +21,8 @@ import orjson
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from consumer.classify.checkpoint import (
+from prodcat.errors import CheckpointError
+from prodcat.model.checkpoint import (
     CURRENT_FILE,
     GOLDEN_FILE,
     MANIFEST_FILE,
@@ -29,10 +30,9 @@ from consumer.classify.checkpoint import (
     read_current,
     verify,
 )
-from consumer.classify.encode import encode
-from consumer.classify.model import ProductClassifier
-from consumer.errors import CheckpointError
-from schemas.manifest import CheckpointManifest, TrainingRecipe
+from prodcat.model.classifier import ProductClassifier
+from prodcat.model.encode import encode
+from prodcat.schemas.manifest import CheckpointManifest, TrainingRecipe
 
 Dtype = Literal["float16", "bfloat16", "float32"]
 DTYPES: dict[str, torch.dtype] = {

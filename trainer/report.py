@@ -13,16 +13,16 @@ from typing import Any
 import orjson
 from tqdm.auto import tqdm
 
-from consumer.classify.runtime import Classifier
-from trainer.dataset_build import is_dataset_dir, load_split
-from trainer.metrics import (
+from prodcat.consumer.classify.runtime import Classifier
+from prodcat.trainer.dataset_build import is_dataset_dir, load_split
+from prodcat.trainer.metrics import (
     accuracy,
     confusion_matrix,
     expected_calibration_error,
     macro_f1,
     per_class,
 )
-from trainer.records import LabeledTitle, read_jsonl
+from prodcat.trainer.records import LabeledTitle, read_jsonl
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"

@@ -13,7 +13,7 @@ import random
 import string
 from collections.abc import Callable
 
-from trainer.records import LabeledTitle, read_jsonl, write_jsonl
+from prodcat.trainer.records import LabeledTitle, read_jsonl, write_jsonl
 
 __all__ = ["LabeledTitle", "generate", "read_jsonl", "write_jsonl"]
 

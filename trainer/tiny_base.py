@@ -17,8 +17,8 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from tokenizers.processors import TemplateProcessing
 from transformers import AutoModel, PreTrainedTokenizerFast, Qwen3Config
 
-from consumer.classify.checkpoint import file_sha256
-from trainer.records import read_jsonl
+from prodcat.model.checkpoint import file_sha256
+from prodcat.trainer.records import read_jsonl
 
 EOS = "<|endoftext|>"
 # Qwen2/Qwen3's pre-tokenizer split, copied from Qwen3-Embedding's tokenizer.json.

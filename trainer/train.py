@@ -16,19 +16,19 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from consumer.classify.checkpoint import load_manifest, resolve
-from consumer.classify.model import ProductClassifier
-from consumer.errors import ConfigError
-from schemas.labels import DEFAULT_CATEGORIES
-from schemas.manifest import TrainingRecipe
-from trainer import distributed
-from trainer.checkpointing import clear_state, state_dir
-from trainer.data import label_index, split
-from trainer.dataset_build import is_dataset_dir, load_split
-from trainer.device import training_device
-from trainer.loop import fit, score
-from trainer.publish import publish
-from trainer.records import LabeledTitle, read_jsonl
+from prodcat.errors import ConfigError
+from prodcat.model.checkpoint import load_manifest, resolve
+from prodcat.model.classifier import ProductClassifier
+from prodcat.schemas.labels import DEFAULT_CATEGORIES
+from prodcat.schemas.manifest import TrainingRecipe
+from prodcat.trainer import distributed
+from prodcat.trainer.checkpointing import clear_state, state_dir
+from prodcat.trainer.data import label_index, split
+from prodcat.trainer.dataset_build import is_dataset_dir, load_split
+from prodcat.trainer.device import training_device
+from prodcat.trainer.loop import fit, score
+from prodcat.trainer.publish import publish
+from prodcat.trainer.records import LabeledTitle, read_jsonl
 
 GOLDEN_SIZE = 32
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import structlog
 
-from consumer.classify.checkpoint import resolve
-from consumer.classify.runtime import Classifier, load_checked
-from consumer.errors import ProdcatError
+from prodcat.consumer.classify.runtime import Classifier, load_checked
+from prodcat.errors import ProdcatError
+from prodcat.model.checkpoint import resolve
 
 log = structlog.get_logger(__name__)
 

@@ -10,10 +10,10 @@ import orjson
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from consumer.classify.checkpoint import GOLDEN_FILE, Checkpoint, resolve, verify
-from consumer.classify.encode import TitleEncoder
-from consumer.classify.model import ProductClassifier
-from consumer.errors import CheckpointError, ConfigError
+from prodcat.errors import CheckpointError, ConfigError
+from prodcat.model.checkpoint import GOLDEN_FILE, Checkpoint, resolve, verify
+from prodcat.model.classifier import ProductClassifier
+from prodcat.model.encode import TitleEncoder
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 import pytest
 
-from consumer.batcher import Batcher, BatchLimits
+from prodcat.consumer.batcher import Batcher, BatchLimits
 
 
 class FakeClock:

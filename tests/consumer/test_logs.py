@@ -6,7 +6,7 @@ import orjson
 import pytest
 import structlog
 
-from consumer.logs import configure_logging
+from prodcat.consumer.logs import configure_logging
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,7 @@ import time
 import urllib.error
 import urllib.request
 
-from consumer.metrics import Metrics, serve_metrics
+from prodcat.consumer.metrics import Metrics, serve_metrics
 
 
 def test_prometheus_text_reports_counters_and_dead_letters_by_kind() -> None:

@@ -1,4 +1,4 @@
-from consumer.offsets import OffsetTracker
+from prodcat.consumer.offsets import OffsetTracker
 
 TP = ("products.raw", 0)
 OTHER = ("products.raw", 1)

@@ -1,8 +1,8 @@
 import orjson
 import pytest
 
-from consumer.parse import ParsedEvent, Rejection, parse_event
-from schemas.events import ErrorKind
+from prodcat.consumer.parse import ParsedEvent, Rejection, parse_event
+from prodcat.schemas.events import ErrorKind
 
 
 def test_a_valid_event_keeps_every_field_it_was_produced_with() -> None:

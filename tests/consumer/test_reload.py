@@ -11,18 +11,18 @@ from pathlib import Path
 import orjson
 import pytest
 
-from consumer.classify.checkpoint import MANIFEST_FILE, resolve
-from consumer.classify.reload import ModelReloader
-from consumer.classify.runtime import Classifier, load_checked
-from consumer.errors import CheckpointError
-from consumer.service import CategorizerService, kafka_client_config
-from consumer.source import read_topic
+from prodcat.consumer.classify.reload import ModelReloader
+from prodcat.consumer.classify.runtime import Classifier, load_checked
+from prodcat.consumer.service import CategorizerService, kafka_client_config
+from prodcat.consumer.source import read_topic
+from prodcat.errors import CheckpointError
+from prodcat.model.checkpoint import MANIFEST_FILE, resolve
 from prodcat.produce import produce_values
 from prodcat.scratch import scratch_settings
-from trainer.publish import list_versions, promote
-from trainer.records import write_jsonl
-from trainer.sample_corpus import generate
-from trainer.train import TrainConfig, train
+from prodcat.trainer.publish import list_versions, promote
+from prodcat.trainer.records import write_jsonl
+from prodcat.trainer.sample_corpus import generate
+from prodcat.trainer.train import TrainConfig, train
 
 MODEL = "product-categorizer"
 

@@ -8,14 +8,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from consumer.classify.runtime import Classifier
-from consumer.config import ConsumerSettings
-from consumer.replay import replay_dead_letters
-from consumer.service import CategorizerService, kafka_client_config
-from consumer.source import read_topic
+from prodcat.consumer.classify.runtime import Classifier
+from prodcat.consumer.config import ConsumerSettings
+from prodcat.consumer.replay import replay_dead_letters
+from prodcat.consumer.service import CategorizerService, kafka_client_config
+from prodcat.consumer.source import read_topic
 from prodcat.produce import produce_values
+from prodcat.schemas.events import ErrorKind
 from prodcat.scratch import scratch_settings
-from schemas.events import ErrorKind
 from tests.faults import PoisonSensitiveClassifier
 
 INFERENCE_FAILED = frozenset({ErrorKind.INFERENCE_FAILED})

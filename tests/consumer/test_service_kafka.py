@@ -10,14 +10,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from consumer.classify.runtime import Classifier
-from consumer.config import ConsumerSettings
-from consumer.errors import InferenceUnavailable
-from consumer.service import CategorizerService, kafka_client_config
-from consumer.source import Record, read_topic
+from prodcat.consumer.classify.runtime import Classifier
+from prodcat.consumer.config import ConsumerSettings
+from prodcat.consumer.service import CategorizerService, kafka_client_config
+from prodcat.consumer.source import Record, read_topic
+from prodcat.errors import InferenceUnavailable
 from prodcat.produce import produce_values
+from prodcat.schemas import DeadLetterEvent, EnrichedEvent
 from prodcat.scratch import scratch_settings
-from schemas import DeadLetterEvent, EnrichedEvent
 from tests.faults import BrokenDeviceClassifier, PoisonSensitiveClassifier
 
 PARTITIONS = 3
@@ -109,7 +109,7 @@ def test_enriched_events_keep_key_fields_and_validate_against_the_schema(
 def test_input_headers_are_propagated_to_the_output(
     kafka_bootstrap: str, trained_registry: Path, classifier: Classifier
 ) -> None:
-    from consumer.sink import KafkaSink
+    from prodcat.consumer.sink import KafkaSink
 
     settings = settings_factory(kafka_bootstrap, trained_registry)
     sink = KafkaSink(kafka_client_config(settings))

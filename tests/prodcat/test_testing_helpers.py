@@ -9,10 +9,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from consumer.classify.runtime import Classifier
-from consumer.errors import InferenceUnavailable
-from consumer.service import kafka_client_config
-from consumer.source import read_topic
+from prodcat.consumer.classify.runtime import Classifier
+from prodcat.consumer.service import kafka_client_config
+from prodcat.consumer.source import read_topic
+from prodcat.errors import InferenceUnavailable
 from prodcat.produce import produce_values
 from prodcat.scratch import scratch_settings
 from prodcat.testing import running_categorizer

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from schemas import CheckpointManifest, DeadLetterEvent, EnrichedEvent, ErrorKind, RawEvent
+from prodcat.schemas import CheckpointManifest, DeadLetterEvent, EnrichedEvent, ErrorKind, RawEvent
 
 
 def test_raw_event_keeps_unknown_fields() -> None:

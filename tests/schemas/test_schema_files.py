@@ -1,6 +1,6 @@
 import pytest
 
-from schemas.generate import MODELS, render, schema_path
+from prodcat.schemas.generate import MODELS, render, schema_path
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

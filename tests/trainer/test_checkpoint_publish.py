@@ -10,13 +10,13 @@ import torch
 from safetensors import safe_open
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-import trainer.publish
-from consumer.classify.checkpoint import MANIFEST_FILE, read_current, resolve, verify
-from consumer.classify.model import ProductClassifier
-from consumer.errors import CheckpointError
-from schemas.labels import DEFAULT_CATEGORIES
-from schemas.manifest import TrainingRecipe
-from trainer.publish import list_versions, promote, publish, rollback
+from prodcat.errors import CheckpointError
+from prodcat.model.checkpoint import MANIFEST_FILE, read_current, resolve, verify
+from prodcat.model.classifier import ProductClassifier
+from prodcat.schemas.labels import DEFAULT_CATEGORIES
+from prodcat.schemas.manifest import TrainingRecipe
+from prodcat.trainer import publish as publish_module
+from prodcat.trainer.publish import list_versions, promote, publish, rollback
 
 MODEL_NAME = "product-categorizer"
 RECIPE = TrainingRecipe(
@@ -116,14 +116,14 @@ def test_publish_leaves_the_callers_model_in_full_precision(
 def test_default_version_is_the_utc_time_of_publishing(
     publish_one: Publish, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(trainer.publish, "datetime", FrozenDatetime)
+    monkeypatch.setattr(publish_module, "datetime", FrozenDatetime)
     assert publish_one().name == "20261122T090102Z"
 
 
 def test_default_version_gets_a_suffix_when_its_timestamp_is_taken(
     publish_one: Publish, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(trainer.publish, "datetime", FrozenDatetime)
+    monkeypatch.setattr(publish_module, "datetime", FrozenDatetime)
     publish_one()
     assert publish_one().name == "20261122T090102Z-2"
 

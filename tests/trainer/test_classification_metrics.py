@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.metrics import ClassScore, accuracy, confusion_matrix, macro_f1, per_class
+from prodcat.trainer.metrics import ClassScore, accuracy, confusion_matrix, macro_f1, per_class
 
 # Worked by hand:
 #   a: predicted at 0, 1 (both right), missed at 2     -> P 2/2, R 2/3, F1 4/5

@@ -4,10 +4,10 @@ from collections import Counter
 
 import pytest
 
-from schemas.labels import DEFAULT_CATEGORIES
-from trainer.data import label_index, split
-from trainer.records import LabeledTitle
-from trainer.sample_corpus import generate
+from prodcat.schemas.labels import DEFAULT_CATEGORIES
+from prodcat.trainer.data import label_index, split
+from prodcat.trainer.records import LabeledTitle
+from prodcat.trainer.sample_corpus import generate
 
 RECORDS = generate(per_class=40, seed=3)
 

@@ -12,9 +12,9 @@ import orjson
 import pytest
 import torch
 
-from consumer.classify.checkpoint import verify
-from trainer.distributed import Ranks
-from trainer.publish import list_versions
+from prodcat.model.checkpoint import verify
+from prodcat.trainer.distributed import Ranks
+from prodcat.trainer.publish import list_versions
 
 # Each rank trains, then writes what it returned: the checkpoint it reports and a hash of
 # its model's weights.
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import orjson
 
-from trainer.checkpointing import TrainingPaused
-from trainer.train import TrainConfig, train
+from prodcat.trainer.checkpointing import TrainingPaused
+from prodcat.trainer.train import TrainConfig, train
 
 settings = orjson.loads(sys.argv[1])
 out = Path(settings.pop("out"))

@@ -10,11 +10,17 @@ import orjson
 import pytest
 from sklearn import metrics as sk
 
-from consumer.classify.runtime import Classifier
-from consumer.errors import CheckpointError
-from trainer.metrics import accuracy, confusion_matrix, expected_calibration_error, macro_f1, per_class
-from trainer.records import LabeledTitle, read_jsonl, write_jsonl
-from trainer.report import CONFUSION_PNG, REPORT_JSON, REPORT_MD, evaluate_checkpoint
+from prodcat.consumer.classify.runtime import Classifier
+from prodcat.errors import CheckpointError
+from prodcat.trainer.metrics import (
+    accuracy,
+    confusion_matrix,
+    expected_calibration_error,
+    macro_f1,
+    per_class,
+)
+from prodcat.trainer.records import LabeledTitle, read_jsonl, write_jsonl
+from prodcat.trainer.report import CONFUSION_PNG, REPORT_JSON, REPORT_MD, evaluate_checkpoint
 
 LABELS = ["Automotive", "Baby", "Books", "Clothing", "Jewelry", "Shoes"]
 

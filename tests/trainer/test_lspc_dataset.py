@@ -12,9 +12,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from consumer.errors import ConfigError
-from trainer.dataset_build import SPLITS, BuildOptions, build_dataset, load_split, write_dataset
-from trainer.lspc import ReadStats, TextOptions, read_catalogue, read_lspc, read_mapping
+from prodcat.errors import ConfigError
+from prodcat.trainer.dataset_build import SPLITS, BuildOptions, build_dataset, load_split, write_dataset
+from prodcat.trainer.lspc import ReadStats, TextOptions, read_catalogue, read_lspc, read_mapping
 
 CLASSES = ("Automotive", "Baby", "Books", "Clothing", "Jewelry", "Shoes", "Garden")
 NOUNS = {

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from consumer.errors import ConfigError
-from trainer.checkpointing import STATE_FILE, TrainingPaused, state_dir
-from trainer.records import write_jsonl
-from trainer.sample_corpus import generate
-from trainer.train import TrainConfig, train
+from prodcat.errors import ConfigError
+from prodcat.trainer.checkpointing import STATE_FILE, TrainingPaused, state_dir
+from prodcat.trainer.records import write_jsonl
+from prodcat.trainer.sample_corpus import generate
+from prodcat.trainer.train import TrainConfig, train
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from schemas.labels import DEFAULT_CATEGORIES
-from trainer.sample_corpus import LabeledTitle, generate, read_jsonl, write_jsonl
+from prodcat.schemas.labels import DEFAULT_CATEGORIES
+from prodcat.trainer.sample_corpus import LabeledTitle, generate, read_jsonl, write_jsonl
 
 
 def test_default_corpus_has_at_least_400_distinct_titles_per_category() -> None:

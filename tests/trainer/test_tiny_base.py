@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoModel, AutoTokenizer
 
-from consumer.classify.encode import encode
-from trainer.tiny_base import EOS, FINGERPRINT_FILE, build_tiny_base
+from prodcat.model.encode import encode
+from prodcat.trainer.tiny_base import EOS, FINGERPRINT_FILE, build_tiny_base
 
 
 def test_tiny_base_loads_as_a_qwen3_model(tiny_base: Path) -> None:

@@ -9,15 +9,15 @@ import torch
 from safetensors import safe_open
 from transformers import AutoTokenizer
 
-from consumer.classify.checkpoint import verify
-from consumer.classify.model import ProductClassifier
-from consumer.classify.runtime import Classifier
-from consumer.errors import ConfigError
-from trainer.evaluate import predict
-from trainer.loop import batches, class_weights, oom_guidance
-from trainer.records import LabeledTitle, write_jsonl
-from trainer.sample_corpus import generate
-from trainer.train import TrainConfig, TrainResult, train
+from prodcat.consumer.classify.runtime import Classifier
+from prodcat.errors import ConfigError
+from prodcat.model.checkpoint import verify
+from prodcat.model.classifier import ProductClassifier
+from prodcat.trainer.evaluate import predict
+from prodcat.trainer.loop import batches, class_weights, oom_guidance
+from prodcat.trainer.records import LabeledTitle, write_jsonl
+from prodcat.trainer.sample_corpus import generate
+from prodcat.trainer.train import TrainConfig, TrainResult, train
 
 # LoRA on a random backbone mostly trains the head, so it needs a higher rate to move at all.
 LORA_LEARNING_RATE = 3e-3
@@ -120,8 +120,8 @@ def test_training_rejects_data_without_records_in_the_labels(tiny_base: Path, tm
 def test_a_dataset_directory_is_validated_on_its_own_validation_split(
     corpus: Path, tiny_base: Path, tmp_path: Path
 ) -> None:
-    from trainer.dataset_build import BuildOptions, build_dataset, load_split, write_dataset
-    from trainer.lspc import ReadStats, read_catalogue
+    from prodcat.trainer.dataset_build import BuildOptions, build_dataset, load_split, write_dataset
+    from prodcat.trainer.lspc import ReadStats, read_catalogue
 
     stats = ReadStats()
     offers = read_catalogue(corpus, stats=stats, progress=False)

@@ -3,7 +3,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, Qwen3Config
 
-from consumer.classify.model import ProductClassifier, last_token_pool, positions_from_mask
+from prodcat.model.classifier import ProductClassifier, last_token_pool, positions_from_mask
 
 
 def tiny_classifier(num_labels: int = 6) -> ProductClassifier:

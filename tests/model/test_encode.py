@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from consumer.classify.encode import TitleEncoder, encode
+from prodcat.model.encode import TitleEncoder, encode
 
 SHARED_QWEN3_TOKENIZER = Path(__file__).resolve().parents[3] / "shared/data/qwen3-tokenizer"
 TITLES = [

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from consumer.errors import CheckpointError
-from schemas.manifest import CheckpointManifest
+from prodcat.errors import CheckpointError
+from prodcat.schemas.manifest import CheckpointManifest
 
 MANIFEST_FILE = "manifest.json"
 CURRENT_FILE = "CURRENT"

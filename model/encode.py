@@ -9,7 +9,7 @@ import torch
 from tokenizers import Tokenizer
 from transformers import BatchEncoding, PreTrainedTokenizerBase
 
-from consumer.errors import CheckpointError
+from prodcat.errors import CheckpointError
 
 
 def model_text(title: str, instruction: str | None) -> str:
