@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from bench.report import record_result
-from prodcat.consumer.classify.runtime import Classifier
+from prodcat.model.loading import load_model
 from prodcat.trainer.data import split
 from prodcat.trainer.metrics import accuracy, macro_f1, per_class
 from prodcat.trainer.records import LabeledTitle, read_jsonl, write_jsonl
@@ -108,7 +108,7 @@ def transformer(
             seed=args.seed,
         )
     )
-    classifier = Classifier.load(result.checkpoint, device="cpu")
+    classifier = load_model(result.checkpoint, device="cpu", min_agreement=0.9)
     predicted: list[str] = []
     for start in range(0, len(test_set), 256):
         chunk = [r.title for r in test_set[start : start + 256]]

@@ -136,4 +136,5 @@ class ConsumerSettings(BaseSettings):
             max_items=self.max_batch_size,
             max_tokens=self.max_batch_tokens,
             max_wait_s=self.max_wait_ms / 1000.0,
+            window_items=self.window_size,
         )

@@ -1,61 +1,92 @@
 """Which offsets are safe to commit.
 
 Offsets are tracked per partition in consume order; an offset becomes committable only
-when it and every earlier tracked offset of its partition have been acknowledged by the
-broker, so a crash can re-emit work but never skip it.
+when it and every earlier tracked offset of its partition are done (their output
+acknowledged by the broker), so a crash can re-emit work but never skip it. Whoever
+produces an output holds its partition's `PartitionOffsets` directly: an acknowledgement
+that arrives after the partition was forgotten marks a detached object and changes
+nothing that will ever be committed.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
 
 TopicPartitionKey = tuple[str, int]
 
 
-@dataclass(slots=True)
-class _PartitionState:
-    in_flight: deque[int] = field(default_factory=deque)
-    done: set[int] = field(default_factory=set)
-    committable: int | None = None
-    committed: int | None = None
+class PartitionOffsets:
+    __slots__ = ("committable", "committed", "done", "in_flight")
+
+    def __init__(self) -> None:
+        self.in_flight: deque[int] = deque()
+        self.done: set[int] = set()
+        self.committable: int | None = None
+        self.committed: int | None = None
+
+    def track(self, offset: int) -> None:
+        self.in_flight.append(offset)
+
+    def mark_done(self, offset: int) -> None:
+        in_flight = self.in_flight
+        if in_flight and in_flight[0] == offset and not self.done:
+            # The common case, outputs acknowledged in consume order.
+            in_flight.popleft()
+            self.committable = offset + 1
+            return
+        self.done.add(offset)
+        while in_flight and in_flight[0] in self.done:
+            head = in_flight.popleft()
+            self.done.discard(head)
+            self.committable = head + 1
 
 
 class OffsetTracker:
     def __init__(self) -> None:
-        self._partitions: dict[TopicPartitionKey, _PartitionState] = {}
+        self._partitions: dict[TopicPartitionKey, PartitionOffsets] = {}
 
-    def track(self, tp: TopicPartitionKey, offset: int) -> None:
-        self._partitions.setdefault(tp, _PartitionState()).in_flight.append(offset)
+    def partition(self, tp: TopicPartitionKey) -> PartitionOffsets:
+        state = self._partitions.get(tp)
+        if state is None:
+            state = self._partitions[tp] = PartitionOffsets()
+        return state
+
+    def track(self, tp: TopicPartitionKey, offset: int) -> PartitionOffsets:
+        state = self.partition(tp)
+        state.track(offset)
+        return state
 
     def mark_done(self, tp: TopicPartitionKey, offset: int) -> None:
         state = self._partitions.get(tp)
-        if state is None:
-            # The partition was revoked while the record was in flight; its new owner redoes it.
-            return
-        state.done.add(offset)
-        while state.in_flight and state.in_flight[0] in state.done:
-            head = state.in_flight.popleft()
-            state.done.discard(head)
-            state.committable = head + 1
+        if state is not None:
+            state.mark_done(offset)
 
     def pending(self) -> int:
         return sum(len(s.in_flight) for s in self._partitions.values())
 
-    def to_commit(self, partitions: set[TopicPartitionKey] | None = None) -> dict[TopicPartitionKey, int]:
-        """Next offsets to commit (Kafka's convention: last done + 1) that moved since the last commit."""
+    def to_commit(
+        self, partitions: set[TopicPartitionKey] | None = None, *, again: bool = False
+    ) -> dict[TopicPartitionKey, int]:
+        """Next offsets to commit (Kafka's convention: last done + 1) that moved since the last commit.
+
+        `again` includes those already committed: an asynchronous commit may have failed unseen.
+        """
         return {
             tp: s.committable
             for tp, s in self._partitions.items()
             if s.committable is not None
-            and s.committable != s.committed
+            and (again or s.committable != s.committed)
             and (partitions is None or tp in partitions)
         }
 
     def committed(self, offsets: dict[TopicPartitionKey, int]) -> None:
         for tp, offset in offsets.items():
-            if tp in self._partitions:
-                self._partitions[tp].committed = offset
+            state = self._partitions.get(tp)
+            if state is not None:
+                state.committed = offset
+
+    def committed_offsets(self) -> dict[TopicPartitionKey, int]:
+        return {tp: s.committed for tp, s in self._partitions.items() if s.committed is not None}
 
     def forget(self, partitions: set[TopicPartitionKey]) -> None:
         for tp in partitions:

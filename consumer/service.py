@@ -1,49 +1,103 @@
-"""The categorizer loop: poll -> parse -> batch -> classify -> produce -> commit.
+"""The categorizer engine: poll -> validate -> tokenize -> group by length -> device -> produce -> commit.
 
-Every consumed offset ends as exactly one enriched or dead-letter record, and an offset
-is committed only after the broker acknowledged that record and every earlier one of
-its partition (at-least-once). A delivery failure stops the loop without committing;
-so does a model that fails on every title, rather than dead-lettering the stream. A newly
-promoted checkpoint is swapped in between batches (see `classify/reload.py`).
+Two threads. The Kafka thread owns the consumer, the producer, offsets and every produce
+call: it polls, validates each record from its bytes, tokenizes the poll's titles in one
+call (exact token counts), groups them by length and hands batches to the device worker
+(`classify/device.py`), and turns completed batches into enriched events or dead letters.
+The device worker only runs batches. One batch runs while the next waits, so the device
+and the Kafka path overlap instead of taking turns.
+
+Every consumed offset ends as exactly one enriched or dead-letter record; the delivery
+object (`delivery.py`) commits an offset only once that record and every earlier one of
+its partition were acknowledged. Enriched events of one partition are produced in the
+order they were consumed, whatever order their batches ran in. A record whose output
+cannot be built or is refused by the broker on its own account becomes a dead letter with
+the reason, so no record can wedge its partition; only broker-level failures stop the
+service, and so does a model that fails on every title, rather than dead-lettering the
+stream. A newly promoted checkpoint is swapped in between batches: a batch runs on the
+model it was tokenized for, and each event names the version that classified it.
 """
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 import structlog
+from confluent_kafka import KafkaError, Message
 
-from prodcat.consumer.batcher import Batcher
-from prodcat.consumer.classify.reload import ModelReloader
-from prodcat.consumer.classify.runtime import Classifier, Prediction
+from prodcat.consumer.batcher import Batch, LengthGrouper
+from prodcat.consumer.classify.device import Completion, DeviceBatch, DeviceWorker
+from prodcat.consumer.classify.provider import ModelSource
 from prodcat.consumer.config import ConsumerSettings
+from prodcat.consumer.delivery import Delivery
 from prodcat.consumer.metrics import Metrics
-from prodcat.consumer.offsets import OffsetTracker, TopicPartitionKey
+from prodcat.consumer.offsets import PartitionOffsets, TopicPartitionKey
+from prodcat.consumer.outputs import dead_letter, enriched_value
 from prodcat.consumer.parse import Rejection, parse_event
-from prodcat.consumer.sink import KafkaSink
-from prodcat.consumer.source import KafkaSource, Record
-from prodcat.errors import InferenceUnavailable
+from prodcat.consumer.sink import Headers, KafkaSink
+from prodcat.consumer.source import KafkaSource
+from prodcat.errors import ConfigError, DeliveryError, InferenceUnavailable
+from prodcat.model.runtime import ServingModel
 from prodcat.schemas.events import ErrorKind
 
 log = structlog.get_logger(__name__)
 
-MAX_ERROR_MESSAGE_CHARS = 2_000
 IDLE_POLL_S = 0.1
+# While batches are on the device the loop comes round at least this often to collect them.
+BUSY_POLL_S = 0.001
+LAG_EVERY_S = 5.0
+ENRICHED = "enriched"
+# Records polled but not yet acknowledged, in windows: one gathering, one cut, one in flight.
+UNACKNOWLEDGED_WINDOWS = 3
 
 
-@dataclass(slots=True)
-class Pending:
-    record: Record
-    document: dict[str, Any]
-    title: str
-    consumed_at: float
+class Item:
+    """One consumed record, from poll until its output is produced."""
+
+    __slots__ = (
+        "accepted_at",
+        "failure",
+        "headers",
+        "ids",
+        "indices",
+        "key",
+        "offset",
+        "partition",
+        "replaces_field",
+        "run",
+        "scores",
+        "settled",
+        "state",
+        "timestamp_ms",
+        "title",
+        "topic",
+        "value",
+    )
+
+    def __init__(self, message: Message, state: PartitionOffsets, accepted_at: float) -> None:
+        self.topic: str = message.topic()  # type: ignore[assignment]
+        self.partition: int = message.partition()  # type: ignore[assignment]
+        self.offset: int = message.offset()  # type: ignore[assignment]
+        self.key = message.key()
+        self.value = message.value()
+        self.headers: Headers | None = message.headers()  # type: ignore[assignment]
+        self.timestamp_ms = message.timestamp()[1]
+        self.state = state
+        self.accepted_at = accepted_at
+        self.replaces_field = False
+        self.title = ""
+        self.ids: list[int] = []
+        # Its output went out another way (a dead letter at re-tokenization): skipped in order.
+        self.settled = False
+        self.run: Completion[Item] | None = None
+        self.indices: list[int] = []
+        self.scores: list[float] = []
+        self.failure: Exception | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,45 +134,61 @@ class CategorizerService:
     def __init__(
         self,
         settings: ConsumerSettings,
-        classifier: Classifier,
+        models: ModelSource,
         *,
         metrics: Metrics | None = None,
+        member_index: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
-        self._classifier = classifier
+        self._models = models
+        self._model = models.current
+        if settings.max_batch_tokens < self._model.max_length:
+            raise ConfigError(
+                f"--max-batch-tokens {settings.max_batch_tokens} is below the checkpoint's max length "
+                f"{self._model.max_length}: a long title could never be batched"
+            )
         self._clock = clock
         self.metrics = metrics or Metrics()
-        self.metrics.model_version = classifier.version
-        self._reloader = (
-            ModelReloader(
-                settings.registry,
-                classifier.checkpoint.directory,
-                model_name=settings.model_name,
-                device=settings.device,
-                interval_s=settings.reload_interval_s,
-                min_agreement=settings.min_golden_agreement,
-                counts=self.metrics.reloads,
-            )
-            if settings.reload_interval_s > 0
-            else None
-        )
+        self.metrics.set_model(name=self._model.model_name, version=self._model.version)
         self._stop = threading.Event()
         self._failing = False
         self._failed_in_a_row = 0
-        self._acknowledged = 0
         self._first_record_at: float | None = None
-        self._last_commit = clock()
-        self._offsets = OffsetTracker()
-        self._batcher: Batcher[Pending] = Batcher(settings.batch_limits, clock)
-        self._sink = KafkaSink(kafka_client_config(settings))
+        self._last_done_at: float | None = None
+        self._consumed = 0
+        self._reported: Counter[str] = Counter()
+        self._next_lag = clock() + LAG_EVERY_S
+        self._grouper: LengthGrouper[Item] = LengthGrouper(settings.batch_limits, clock)
+        self._max_pending = UNACKNOWLEDGED_WINDOWS * settings.window_size
+        self._order: dict[TopicPartitionKey, deque[Item]] = {}
+        self._worker: DeviceWorker[Item] = DeviceWorker(top_k=settings.top_k)
+        exactly_once = settings.delivery == "exactly-once"
+        sink = KafkaSink(
+            kafka_client_config(settings),
+            transactional_id=(settings.transactional_id or "") + (f".{member_index}" if member_index else "")
+            if exactly_once
+            else None,
+            stall_limit_s=settings.health_stall_s,
+        )
         self._source = KafkaSource(
             group_consumer_config(
                 settings, group_id=settings.group_id, auto_offset_reset=settings.auto_offset_reset
             ),
             [settings.input_topic],
+            on_assign=self._on_assign,
             on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
         )
+        self._delivery: Delivery[tuple[Item, str]] = Delivery(
+            self._source,
+            sink,
+            exactly_once=exactly_once,
+            commit_interval_s=settings.commit_interval_ms / 1000.0,
+            timeout_s=settings.shutdown_timeout_s,
+            on_commit=self.metrics.committed,
+        )
+        self._limit = sink.message_max_bytes
 
     def stop(self) -> None:
         """Asks the loop to finish what it holds, commit, and return. Safe from signal handlers."""
@@ -130,28 +200,36 @@ class CategorizerService:
             "consumer_started",
             topic=self._settings.input_topic,
             group=self._settings.group_id,
-            model=self._classifier.model_name,
-            version=self._classifier.version,
-            device=str(self._classifier.device),
+            model=self._model.model_name,
+            version=self._model.version,
+            device=self._model.device,
+            delivery=self._settings.delivery,
         )
-        self._source.start()
         try:
+            self._delivery.start()
+            self._source.start()
             while not self._stop.is_set():
-                self._step()
-                if until_records is not None and self._acknowledged >= until_records:
+                self._round()
+                if until_records is not None and self._accounted() >= until_records:
                     break
             self._drain()
+            self._delivery.close()
+            self._report()
         except BaseException:
             self._failing = True
+            self._delivery.abandon()
             raise
         finally:
             self._source.close()
-            self._sink.close(discard=self._failing)
+            self._worker.close()
+            self._delivery.sink.close(discard=self._failing)
+            self._models.close()
+        started = self._first_record_at
         summary = RunSummary(
-            consumed=self.metrics.consumed,
-            enriched=self.metrics.enriched,
-            dead_lettered=self.metrics.dead_lettered_total,
-            seconds=self._clock() - (self._first_record_at or self._clock()),
+            consumed=self._consumed,
+            enriched=self._reported[ENRICHED],
+            dead_lettered=sum(n for kind, n in self._reported.items() if kind != ENRICHED),
+            seconds=max(0.0, (self._last_done_at or 0.0) - started) if started is not None else 0.0,
         )
         log.info(
             "consumer_stopped",
@@ -159,183 +237,328 @@ class CategorizerService:
         )
         return summary
 
-    def _step(self) -> None:
-        due = self._batcher.seconds_until_due()
-        timeout = IDLE_POLL_S if due is None else min(IDLE_POLL_S, due)
-        records = self._source.poll(self._settings.max_batch_size, timeout)
-        self.metrics.loop_alive(len(self._source.assigned))
-        if self._reloader is not None:
-            self._reload(self._reloader)
-        now = self._clock()
-        if records and self._first_record_at is None:
+    def _accounted(self) -> int:
+        return sum(self._delivery.acknowledged.values())
+
+    def _round(self) -> None:
+        worker, grouper = self._worker, self._grouper
+        room = grouper.room()
+        # With no room the only thing to wait for is the device; otherwise wait in poll.
+        for completion in worker.collect(IDLE_POLL_S if room == 0 else 0.0):
+            self._complete(completion)
+        self._dispatch()
+        # Records polled and not yet acknowledged are bounded too, so a broker slow to
+        # acknowledge slows the poll, and a crash re-emits at most about that many.
+        room = min(grouper.room(), self._max_pending - self._delivery.pending())
+        if room > 0:
+            if worker.outstanding:
+                timeout = BUSY_POLL_S
+            else:
+                due = grouper.seconds_until_due()
+                timeout = IDLE_POLL_S if due is None else min(IDLE_POLL_S, due)
+            messages = self._source.poll(min(room, self._settings.max_batch_size * 8), timeout)
+            if messages:
+                self._accept(messages)
+                self._dispatch()
+        self._delivery.service()
+        self._handle_refusals()
+        fresh = self._models.poll()
+        if fresh is not None:
+            self._swap(fresh)
+        self._report()
+
+    def _accept(self, messages: list[Message]) -> None:
+        now = time.monotonic()
+        if self._first_record_at is None:
             self._first_record_at = now
-        for record in records:
-            self._accept(record, now)
-        for batch in self._batcher.ready():
-            self._classify(batch)
-        self._sink.poll(0)
-        if now - self._last_commit >= self._settings.commit_interval_ms / 1000.0:
-            self._commit()
+        self._consumed += len(messages)
+        self.metrics.consumed(len(messages))
+        delivery, order, limit = self._delivery, self._order, self._limit
+        valid: list[Item] = []
+        for message in messages:
+            tp = (message.topic(), message.partition())
+            item = Item(message, delivery.track(tp, message.offset()), now)  # type: ignore[arg-type]
+            parsed = parse_event(item.value, limit)
+            if isinstance(parsed, Rejection):
+                self._dead_letter(item, parsed.kind, parsed.message)
+                continue
+            extra = parsed.model_extra
+            item.replaces_field = extra is not None and "classification" in extra
+            item.title = parsed.title
+            valid.append(item)
+        for item, ids in zip(valid, self._encode(valid), strict=True):
+            if ids is None:
+                continue
+            queue = order.get((item.topic, item.partition))
+            if queue is None:
+                queue = order[(item.topic, item.partition)] = deque()
+            queue.append(item)
+            item.ids = ids
+            self._grouper.add(item, len(ids))
 
-    def _reload(self, reloader: ModelReloader) -> None:
-        fresh = reloader.poll()
-        if fresh is None:
-            return
-        log.info("model_reloaded", previous=self._classifier.version, version=fresh.version)
-        # Between batches: what the batcher holds is classified by the new model.
-        self._classifier = fresh
-        self.metrics.model_version = fresh.version
-        self.metrics.reloads["loaded"] += 1
+    def _encode(self, items: Sequence[Item]) -> list[list[int] | None]:
+        """Token ids per item's title; a title the tokenizer rejects is dead-lettered alone."""
+        if not items:
+            return []
+        titles = [item.title for item in items]
+        try:
+            return list(self._model.encode(titles))
+        except Exception:
+            encoded: list[list[int] | None] = []
+            for item, title in zip(items, titles, strict=True):
+                try:
+                    encoded.append(self._model.encode([title])[0])
+                except Exception as exc:
+                    self._dead_letter(item, ErrorKind.UNENCODABLE, f"{type(exc).__name__}: {exc}")
+                    encoded.append(None)
+            return encoded
 
-    def _accept(self, record: Record, now: float) -> None:
-        self.metrics.consumed += 1
-        self._offsets.track(record.tp, record.offset)
-        parsed = parse_event(record.value)
-        if isinstance(parsed, Rejection):
-            self._dead_letter(record, parsed.kind, parsed.message)
-            return
-        title = parsed.event.title
-        self._batcher.add(
-            Pending(record, parsed.document, title, now), self._classifier.token_estimate(title)
+    def _dispatch(self) -> None:
+        worker, grouper = self._worker, self._grouper
+        while worker.has_room():
+            batch = grouper.next_batch()
+            if batch is None:
+                return
+            self._submit(batch)
+
+    def _submit(self, batch: Batch[Item]) -> None:
+        self._worker.submit(
+            DeviceBatch(
+                model=self._model,
+                rows=[item.ids for item in batch.items],
+                items=batch.items,
+                padded_tokens=batch.padded_tokens,
+                real_tokens=batch.real_tokens,
+            )
         )
 
-    def _classify(self, batch: list[Pending]) -> None:
-        failed: list[tuple[Pending, Exception]] = []
-        succeeded = self._classify_or_split(batch, failed)
+    def _complete(self, completion: Completion[Item]) -> None:
+        batch = completion.batch
+        failures = completion.failures
+        succeeded = len(batch.items) - len(failures)
         if succeeded:
             self._failed_in_a_row = 0
-        if not failed:
-            return
-        self._failed_in_a_row += len(failed)
-        if not succeeded and self._failed_in_a_row >= self._settings.max_failed_in_a_row:
-            # A model that fails on everything would empty the stream into the dead-letter
-            # topic; stopping leaves these offsets uncommitted for a healthy restart.
-            raise InferenceUnavailable(
-                f"{self._failed_in_a_row} titles in a row failed on their own, none succeeded; "
-                f"the model or its device is broken (last error: {type(failed[-1][1]).__name__}: "
-                f"{str(failed[-1][1])[:200]})"
-            )
-        for pending, exc in failed:
-            self._dead_letter(pending.record, ErrorKind.INFERENCE_FAILED, f"{type(exc).__name__}: {exc}")
-
-    def _classify_or_split(self, batch: list[Pending], failed: list[tuple[Pending, Exception]]) -> int:
-        """Classifies and emits `batch`; returns how many titles succeeded.
-
-        One bad title (or a batch too big for the device) must not sink its neighbours: a
-        failing batch is halved and retried, so only titles that fail on their own land
-        in `failed`.
-        """
-        started = self._clock()
-        try:
-            predictions = self._classifier.predict([p.title for p in batch], top_k=self._settings.top_k)
-        except Exception as exc:
-            if len(batch) > 1:
-                log.warning("batch_failed_retrying_halves", size=len(batch), error=str(exc)[:200])
-                middle = len(batch) // 2
-                return self._classify_or_split(batch[:middle], failed) + self._classify_or_split(
-                    batch[middle:], failed
+        if failures:
+            self._failed_in_a_row += len(failures)
+            if not succeeded and self._failed_in_a_row >= self._settings.max_failed_in_a_row:
+                last = next(reversed(failures.values()))
+                # A model that fails on everything would empty the stream into the dead-letter
+                # topic; stopping leaves these offsets uncommitted for a healthy restart.
+                raise InferenceUnavailable(
+                    f"{self._failed_in_a_row} titles in a row failed on their own, none succeeded; "
+                    f"the model or its device is broken (last error: {type(last).__name__}: "
+                    f"{str(last)[:200]})"
                 )
-            log.warning(
-                "title_failed",
-                topic=batch[0].record.topic,
-                offset=batch[0].record.offset,
-                error=f"{type(exc).__name__}: {str(exc)[:200]}",
-            )
-            failed.append((batch[0], exc))
-            return 0
-        elapsed = self._clock() - started
-        self.metrics.batches += 1
-        self.metrics.batched_items += len(batch)
-        self.metrics.inference_seconds += elapsed
-        for pending, prediction in zip(batch, predictions, strict=True):
-            self._emit(pending, prediction, started, elapsed, len(batch))
-        return len(batch)
+        self.metrics.observe_batch(
+            size=len(batch.items),
+            real_tokens=batch.real_tokens,
+            padded_tokens=batch.padded_tokens,
+            inference_s=completion.seconds,
+        )
+        partitions = set()
+        for row, item in enumerate(batch.items):
+            item.run = completion
+            item.indices = completion.indices[row]
+            item.scores = completion.scores[row]
+            item.failure = failures.get(row)
+            partitions.add((item.topic, item.partition))
+        for tp in partitions:
+            self._emit_ready(tp)
 
-    def _emit(
-        self, pending: Pending, prediction: Prediction, started: float, elapsed: float, size: int
-    ) -> None:
+    def _emit_ready(self, tp: TopicPartitionKey) -> None:
+        """Produces the finished head of a partition's queue, in consume order."""
+        queue = self._order.get(tp)
+        if not queue:
+            return
+        latencies: list[float] = []
+        wall_ms = time.time() * 1000.0
+        while queue and (queue[0].run is not None or queue[0].settled):
+            item = queue.popleft()
+            if item.settled:
+                continue
+            if item.failure is not None:
+                log.warning(
+                    "title_failed",
+                    topic=item.topic,
+                    offset=item.offset,
+                    error=f"{type(item.failure).__name__}: {str(item.failure)[:200]}",
+                )
+                self._dead_letter(
+                    item, ErrorKind.INFERENCE_FAILED, f"{type(item.failure).__name__}: {item.failure}"
+                )
+                continue
+            self._enrich(item)
+            if item.timestamp_ms > 0:
+                latencies.append(max(0.0, wall_ms - item.timestamp_ms) / 1000.0)
+        if latencies:
+            self.metrics.observe_latency(latencies)
+
+    def _enrich(self, item: Item) -> None:
+        run = item.run
+        assert run is not None
+        model = run.batch.model
+        labels = model.labels
         classification = {
-            "label": prediction.label,
-            "confidence": prediction.confidence,
-            "top_k": [{"label": label, "score": score} for label, score in prediction.top_k],
-            "model_name": self._classifier.model_name,
-            "model_version": self._classifier.version,
+            "label": labels[item.indices[0]],
+            "confidence": item.scores[0],
+            "top_k": [
+                {"label": labels[i], "score": s} for i, s in zip(item.indices, item.scores, strict=True)
+            ],
+            "model_name": model.model_name,
+            "model_version": model.version,
             "timings": {
-                "queued_ms": (started - pending.consumed_at) * 1000.0,
-                "inference_ms": elapsed * 1000.0,
-                "batch_size": size,
+                "queued_ms": max(0.0, run.started_at - item.accepted_at) * 1000.0,
+                "inference_ms": run.seconds * 1000.0,
+                "batch_size": len(run.batch.items),
             },
         }
-        record = pending.record
-        self._sink.produce(
+        try:
+            value = enriched_value(item.value or b"", classification, replaces_field=item.replaces_field)
+        except (orjson.JSONEncodeError, orjson.JSONDecodeError) as exc:
+            self._dead_letter(item, ErrorKind.UNSERIALISABLE, f"the enriched event cannot be written: {exc}")
+            return
+        code = self._delivery.send(
+            item.state,
+            item.offset,
+            ENRICHED,
+            (item, ENRICHED),
             self._settings.output_topic,
-            orjson.dumps({**pending.document, "classification": classification}),
-            key=record.key,
-            headers=record.headers,
-            on_ack=self._acknowledger(record.tp, record.offset, None),
+            value,
+            item.key,
+            item.headers,
         )
+        if code is not None:
+            self._output_refused(item, code, f"the enriched event ({len(value)} bytes) was refused")
 
-    def _dead_letter(self, record: Record, kind: ErrorKind, message: str) -> None:
-        letter = {
-            "error_kind": kind.value,
-            "error_message": message[:MAX_ERROR_MESSAGE_CHARS],
-            "source_topic": record.topic,
-            "source_partition": record.partition,
-            "source_offset": record.offset,
-            "original_key_b64": base64.b64encode(record.key).decode() if record.key is not None else None,
-            "original_value_b64": base64.b64encode(record.value or b"").decode(),
-            "failed_at": datetime.now(UTC).isoformat(),
-            "consumer_group": self._settings.group_id,
-        }
+    def _output_refused(self, item: Item, code: int, reason: str) -> None:
+        kind = (
+            ErrorKind.OUTPUT_TOO_LARGE if code == KafkaError.MSG_SIZE_TOO_LARGE else ErrorKind.UNDELIVERABLE
+        )
+        self._dead_letter(item, kind, f"{reason}: {KafkaError(code).str()}")
+
+    def _dead_letter(self, item: Item, kind: ErrorKind, message: str, *, bare: bool = False) -> None:
         log.warning(
             "dead_lettered",
             kind=kind.value,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
+            topic=item.topic,
+            partition=item.partition,
+            offset=item.offset,
             reason=message[:200],
         )
-        self._sink.produce(
-            self._settings.dead_letter_topic,
-            orjson.dumps(letter),
-            key=record.key,
-            headers=record.headers,
-            on_ack=self._acknowledger(record.tp, record.offset, kind),
+        letter = dead_letter(
+            kind=kind,
+            message=message,
+            topic=item.topic,
+            partition=item.partition,
+            offset=item.offset,
+            key=None if bare else item.key,
+            value=item.value,
+            headers=None if bare else item.headers,
+            group=self._settings.group_id,
+            limit=0 if bare else self._limit,
         )
+        code = self._delivery.send(
+            item.state,
+            item.offset,
+            kind.value,
+            (item, "bare" if bare else "letter"),
+            self._settings.dead_letter_topic,
+            letter,
+            None if bare else item.key,
+            None if bare else item.headers,
+        )
+        if code is not None:
+            self._letter_refused(item, kind, message, code, bare=bare)
 
-    def _acknowledger(self, tp: TopicPartitionKey, offset: int, dead: ErrorKind | None) -> Callable[[], None]:
-        def acknowledged() -> None:
-            self._offsets.mark_done(tp, offset)
-            self._acknowledged += 1
-            if dead is None:
-                self.metrics.enriched += 1
+    def _letter_refused(self, item: Item, kind: ErrorKind, message: str, code: int, *, bare: bool) -> None:
+        if bare:
+            raise DeliveryError(
+                f"even a bare dead letter for {item.topic}[{item.partition}]@{item.offset} was refused: "
+                f"{KafkaError(code).str()}",
+                code=code,
+            )
+        # Only the key or headers can have made it too large: send the letter without them.
+        self._dead_letter(item, kind, message, bare=True)
+
+    def _handle_refusals(self) -> None:
+        for refusal in self._delivery.refusals():
+            item, sent = refusal.ref
+            if sent == ENRICHED:
+                self._output_refused(item, refusal.code, "the broker refused the enriched event")
             else:
-                self.metrics.dead_lettered[dead.value] += 1
+                self._letter_refused(
+                    item, ErrorKind.UNDELIVERABLE, refusal.reason, refusal.code, bare=sent == "bare"
+                )
 
-        return acknowledged
-
-    def _commit(self, partitions: set[TopicPartitionKey] | None = None) -> None:
-        offsets = self._offsets.to_commit(partitions)
-        self._source.commit(offsets)
-        self._offsets.committed(offsets)
-        self._last_commit = self._clock()
-        if offsets:
-            self.metrics.commits += 1
-
-    def _finish_in_flight(self) -> None:
-        for batch in self._batcher.flush():
-            self._classify(batch)
-        self._sink.flush(self._settings.shutdown_timeout_s)
+    def _swap(self, fresh: ServingModel) -> None:
+        """Between batches: what has not been handed to the device yet is re-tokenized for `fresh`."""
+        self._model = fresh
+        self.metrics.set_model(name=fresh.model_name, version=fresh.version)
+        waiting = self._grouper.take_all()
+        for item, ids in zip(waiting, self._encode(waiting), strict=True):
+            if ids is None:
+                # Dead-lettered by _encode; its place in the partition's queue must not block.
+                item.settled = True
+                self._emit_ready((item.topic, item.partition))
+                continue
+            item.ids = ids
+            self._grouper.add(item, len(ids))
 
     def _drain(self) -> None:
-        self._finish_in_flight()
-        self._commit()
+        """Runs and emits everything held: on shutdown and before partitions are revoked."""
+        worker = self._worker
+        batches = self._grouper.flush()
+        while batches or worker.outstanding:
+            while batches and worker.has_room():
+                self._submit(batches.pop(0))
+            for completion in worker.collect(IDLE_POLL_S):
+                self._complete(completion)
+            self._delivery.sink.poll(0)
+
+    def _on_assign(self, partitions: set[TopicPartitionKey]) -> None:
+        self.metrics.loop_alive(len(self._source.assigned))
 
     def _on_revoke(self, partitions: set[TopicPartitionKey]) -> None:
         if self._failing:
             # Committing now could record offsets whose output never reached the broker.
-            self._offsets.forget(partitions)
+            self._delivery.lose(partitions)
             return
-        self._finish_in_flight()
-        self._commit(partitions)
-        self._offsets.forget(partitions)
+        self._drain()
+        self._delivery.revoke(partitions)
+        self._handle_refusals()
+        for tp in partitions:
+            self._order.pop(tp, None)
+
+    def _on_lost(self, partitions: set[TopicPartitionKey]) -> None:
+        # Their outputs may still be produced (a duplicate the new owner also makes), never committed.
+        for tp in partitions:
+            self._order.pop(tp, None)
+        self._delivery.lose(partitions)
+
+    def _report(self) -> None:
+        """Metrics that are cheaper once per round than once per record."""
+        metrics = self.metrics
+        acknowledged = self._delivery.acknowledged
+        for kind, total in acknowledged.items():
+            new = total - self._reported[kind]
+            if new:
+                self._reported[kind] = total
+                self._last_done_at = time.monotonic()
+                if kind == ENRICHED:
+                    metrics.enriched(new)
+                else:
+                    metrics.dead_lettered(kind, new)
+        metrics.loop_alive(len(self._source.assigned))
+        now = self._clock()
+        if now >= self._next_lag:
+            self._next_lag = now + LAG_EVERY_S
+            self._update_lag()
+
+    def _update_lag(self) -> None:
+        committed = self._delivery.committed_offsets()
+        ends = self._source.high_watermarks(self._source.assigned)
+        lags = {tp: max(0, end - committed.get(tp, 0)) for tp, end in ends.items()}
+        # A broker whose end offsets trail what this member already committed reports wrong
+        # watermarks (the embedded broker does); the lag is then published but marked.
+        reliable = all(end >= committed.get(tp, 0) for tp, end in ends.items())
+        self.metrics.set_lag(lags, reliable=reliable)

@@ -1,72 +1,133 @@
-"""Kafka output: produces records and reports each acknowledgement back to its owner.
+"""Kafka output: produce records, tell record-level refusals from a broken broker.
 
-A delivery failure is stored by the callback and raised at the next call, so it can
-never vanish inside librdkafka's thread of callbacks.
+A record the producer refuses on its own account (larger than `message.max.bytes`)
+comes back from `produce` as its error code, so the caller can dead-letter that record
+and move on. A full local queue is waited out, for at most `stall_limit_s`. Anything
+else is the broker's problem and surfaces as DeliveryError.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from prodcat.errors import DeliveryError
 
 Headers = list[tuple[str, bytes]]
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
+# librdkafka's default; what a record may weigh unless the user configures otherwise.
+DEFAULT_MESSAGE_MAX_BYTES = 1_000_000
+# Refusals that concern one record, not the connection: the record is dead-lettered.
+RECORD_LEVEL_ERRORS = frozenset(
+    {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD, KafkaError.INVALID_MSG}
+)
 
 
 class KafkaSink:
-    def __init__(self, config: Mapping[str, object]) -> None:
-        self._producer = Producer({"linger.ms": 5, **config})
-        self._failure: DeliveryError | None = None
+    def __init__(
+        self,
+        config: Mapping[str, object],
+        *,
+        transactional_id: str | None = None,
+        stall_limit_s: float = 120.0,
+        on_stall: Callable[[], None] | None = None,
+    ) -> None:
+        settings: dict[str, Any] = {"linger.ms": 5, **config}
+        if transactional_id is not None:
+            settings["transactional.id"] = transactional_id
+        self._producer = Producer(settings)
+        self.message_max_bytes = int(str(settings.get("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES)))
+        self._stall_limit_s = stall_limit_s
+        self._on_stall = on_stall
 
     def produce(
         self,
         topic: str,
         value: bytes,
-        *,
         key: bytes | None,
         headers: Headers | None,
-        on_ack: Callable[[], None],
-    ) -> None:
-        def delivered(error: KafkaError | None, message: Message) -> None:
-            if error is not None:
-                if self._failure is None:
-                    self._failure = DeliveryError(f"delivery to {message.topic()} failed: {error.str()}")
-                return
-            on_ack()
-
+        on_delivery: DeliveryCallback,
+    ) -> int | None:
+        """Queues one record; returns the error code when the producer refuses this record itself."""
+        waited_since: float | None = None
         while True:
             try:
-                self._producer.produce(
-                    topic,
-                    value,
-                    key,
-                    headers=headers,  # type: ignore[arg-type]
-                    on_delivery=delivered,
-                )
-                break
+                self._producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)  # type: ignore[arg-type]
+                return None
             except BufferError:
-                # librdkafka's queue is full: serve acknowledgements until room frees up.
+                # The local queue is full (a slow or stalled broker): serve acknowledgements
+                # until room frees up, for a bounded time.
+                now = time.monotonic()
+                waited_since = waited_since or now
+                if now - waited_since > self._stall_limit_s:
+                    raise DeliveryError(
+                        f"the producer queue stayed full for {self._stall_limit_s:.0f}s; "
+                        "the broker is not taking records",
+                        code=KafkaError._QUEUE_FULL,
+                        retriable=True,
+                    ) from None
+                if self._on_stall is not None:
+                    self._on_stall()
                 self._producer.poll(0.05)
-        self._raise_failure()
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if error.code() in RECORD_LEVEL_ERRORS:
+                    return error.code()
+                raise DeliveryError(
+                    f"producing to {topic} failed: {error.str()}",
+                    code=error.code(),
+                    retriable=error.retriable(),
+                ) from None
 
     def poll(self, timeout_s: float = 0.0) -> None:
         self._producer.poll(timeout_s)
-        self._raise_failure()
 
     def flush(self, timeout_s: float) -> None:
         remaining = self._producer.flush(timeout_s)
-        self._raise_failure()
         if remaining:
-            raise DeliveryError(f"{remaining} records still unacknowledged after {timeout_s:.0f}s")
+            raise DeliveryError(
+                f"{remaining} records still unacknowledged after {timeout_s:.0f}s", retriable=True
+            )
+
+    def init_transactions(self, timeout_s: float) -> None:
+        self._transaction_call(lambda: self._producer.init_transactions(timeout_s), "init")
+
+    def begin_transaction(self) -> None:
+        self._transaction_call(self._producer.begin_transaction, "begin")
+
+    def commit_transaction(
+        self, offsets: Mapping[tuple[str, int], int], group_metadata: object, timeout_s: float
+    ) -> None:
+        """Sends the next-offsets into the open transaction and commits both atomically."""
+        request = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        if request:
+            self._transaction_call(
+                lambda: self._producer.send_offsets_to_transaction(request, group_metadata, timeout_s),
+                "send offsets of",
+            )
+        self._transaction_call(lambda: self._producer.commit_transaction(timeout_s), "commit")
+
+    def abort_transaction(self, timeout_s: float) -> None:
+        self._transaction_call(lambda: self._producer.abort_transaction(timeout_s), "abort")
+
+    @staticmethod
+    def _transaction_call(call: Callable[[], object], what: str) -> None:
+        try:
+            call()
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            raise DeliveryError(
+                f"could not {what} the transaction: {error.str()}",
+                code=error.code(),
+                retriable=error.retriable(),
+            ) from None
 
     def close(self, *, discard: bool = False) -> None:
         """Shuts the producer down; `discard` drops unsent records instead of waiting for them."""
         if discard:
             self._producer.purge()
         self._producer.close()
-
-    def _raise_failure(self) -> None:
-        if self._failure is not None:
-            raise self._failure

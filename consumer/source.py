@@ -1,20 +1,36 @@
-"""Kafka input: a consumer-group member that hands out plain records and commits offsets."""
+"""Kafka input: a consumer-group member that hands out messages and commits offsets.
+
+Assignment, revocation and loss reach the owner as three separate calls: revoked
+partitions may still be committed (the member owns them until the callback returns),
+lost ones may not (the group has already given them to someone else).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from prodcat.consumer.offsets import TopicPartitionKey
 from prodcat.errors import BrokerError
 
 log = structlog.get_logger(__name__)
 
-RevokeHandler = Callable[[set[TopicPartitionKey]], None]
+TopicPartitionKey = tuple[str, int]
+PartitionsHandler = Callable[[set[TopicPartitionKey]], None]
+
+# Commit refusals that mean "this member is no longer in that generation": the partitions
+# are being handed over, their new owner redoes the uncommitted tail. Not worth dying for.
+_STALE_MEMBER = {
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError._ASSIGNMENT_LOST,
+    KafkaError._STATE,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,28 +52,51 @@ def _keys(partitions: list[TopicPartition]) -> set[TopicPartitionKey]:
 
 
 class KafkaSource:
-    def __init__(self, config: Mapping[str, object], topics: list[str], on_revoke: RevokeHandler) -> None:
-        self._config = {**config, "enable.auto.commit": False, "enable.auto.offset.store": False}
+    def __init__(
+        self,
+        config: Mapping[str, object],
+        topics: list[str],
+        *,
+        on_assign: PartitionsHandler,
+        on_revoke: PartitionsHandler,
+        on_lost: PartitionsHandler,
+    ) -> None:
+        self._config: dict[str, Any] = {
+            **config,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "on_commit": self._committed,
+        }
         self._topics = topics
+        self._on_assign = on_assign
         self._on_revoke = on_revoke
+        self._on_lost = on_lost
         self._consumer: Consumer | None = None
         self.assigned: set[TopicPartitionKey] = set()
 
     def start(self) -> None:
         self._consumer = Consumer(self._config)
         self._consumer.subscribe(
-            self._topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
+            self._topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
         )
 
     def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.assigned |= _keys(partitions)
-        log.info("partitions_assigned", partitions=sorted(_keys(partitions)))
+        keys = _keys(partitions)
+        self.assigned |= keys
+        log.info("partitions_assigned", partitions=sorted(keys))
+        self._on_assign(keys)
 
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        lost = _keys(partitions)
-        log.info("partitions_revoked", partitions=sorted(lost))
-        self._on_revoke(lost)
-        self.assigned -= lost
+        keys = _keys(partitions)
+        log.info("partitions_revoked", partitions=sorted(keys))
+        self._on_revoke(keys)
+        self.assigned -= keys
+
+    def _lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = _keys(partitions)
+        log.warning("partitions_lost", partitions=sorted(keys))
+        self._on_lost(keys)
+        self.assigned -= keys
 
     @property
     def consumer(self) -> Consumer:
@@ -65,40 +104,100 @@ class KafkaSource:
             raise RuntimeError("KafkaSource.start() was not called")
         return self._consumer
 
-    def poll(self, max_records: int, timeout_s: float) -> list[Record]:
-        records = []
-        for message in self.consumer.consume(num_messages=max_records, timeout=timeout_s):
-            error = message.error()
-            if error is not None:
-                self._raise_if_fatal(error)
-                continue
-            records.append(_record(message))
-        return records
+    def poll(self, max_records: int, timeout_s: float) -> list[Message]:
+        messages = self.consumer.consume(num_messages=max_records, timeout=timeout_s)
+        for message in messages:
+            if message.error() is not None:
+                # Rare, so the clean case pays one pass and no copy.
+                return [m for m in messages if not self._is_error(m)]
+        return messages
 
     @staticmethod
-    def _raise_if_fatal(error: KafkaError) -> None:
+    def _is_error(message: Message) -> bool:
+        error = message.error()
+        if error is None:
+            return False
         if error.code() == KafkaError._PARTITION_EOF:
-            return
-        if error.fatal() or not error.retriable():
-            if error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
-                raise BrokerError(f"input topic missing: {error.str()}")
-            if error.fatal():
-                raise BrokerError(f"consumer failed: {error.str()}")
-        log.warning("consumer_error", error=error.str())
+            return True
+        if error.fatal():
+            raise BrokerError(f"consumer failed: {error.str()}", code=error.code())
+        log.warning("consumer_error", error=error.str(), code=error.code())
+        return True
 
-    def commit(self, offsets: Mapping[TopicPartitionKey, int]) -> None:
+    def commit(self, offsets: Mapping[TopicPartitionKey, int], *, asynchronous: bool) -> bool:
+        """Commits next-offsets; False when the group no longer lets this member commit them."""
         if not offsets:
-            return
+            return True
         request = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
-            results = self.consumer.commit(offsets=request, asynchronous=False)
+            results = (
+                self.consumer.commit(offsets=request, asynchronous=True)
+                if asynchronous
+                else self.consumer.commit(offsets=request, asynchronous=False)
+            )
         except KafkaException as exc:
-            raise BrokerError(f"offset commit failed: {exc.args[0].str()}") from None
+            error: KafkaError = exc.args[0]
+            if error.code() in _STALE_MEMBER:
+                log.warning("commit_refused_by_group", error=error.str(), partitions=len(request))
+                return False
+            raise BrokerError(
+                f"offset commit failed: {error.str()}", code=error.code(), retriable=error.retriable()
+            ) from None
         failed = [r for r in results or [] if r.error is not None]
         if failed:
+            first = failed[0]
             raise BrokerError(
-                f"offset commit failed for {failed[0].topic}[{failed[0].partition}]: {failed[0].error}"
+                f"offset commit failed for {first.topic}[{first.partition}]: {first.error}",
+                code=first.error.code() if first.error is not None else None,
             )
+        return True
+
+    @staticmethod
+    def _committed(error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        # Asynchronous commits report here; a later commit supersedes a failed one.
+        if error is not None and error.code() != KafkaError._NO_OFFSET:
+            log.warning("async_commit_failed", error=error.str(), code=error.code())
+
+    def high_watermarks(self, partitions: set[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
+        """Last known end offsets, from fetch responses (no broker round trip)."""
+        ends: dict[TopicPartitionKey, int] = {}
+        for topic, partition in partitions:
+            try:
+                _low, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), cached=True
+                )
+            except KafkaException:
+                continue
+            if high >= 0:
+                ends[(topic, partition)] = high
+        return ends
+
+    def end_offsets(self, topic: str, timeout_s: float = 10.0) -> dict[TopicPartitionKey, int]:
+        """Each partition's end offset as the broker reports it now."""
+        try:
+            metadata = self.consumer.list_topics(topic, timeout=timeout_s).topics[topic]
+            ends = {}
+            for partition in metadata.partitions:
+                _low, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=timeout_s
+                )
+                ends[(topic, partition)] = high
+        except KafkaException as exc:
+            raise BrokerError(f"cannot read the end offsets of {topic}: {exc.args[0].str()}") from None
+        return ends
+
+    def committed_positions(
+        self, partitions: set[TopicPartitionKey], timeout_s: float = 10.0
+    ) -> dict[TopicPartitionKey, int]:
+        """The group's committed next-offset of each partition that has one."""
+        try:
+            committed = self.consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout_s)
+        except KafkaException as exc:
+            raise BrokerError(f"cannot read committed offsets: {exc.args[0].str()}") from None
+        return {(c.topic, c.partition): c.offset for c in committed if c.offset >= 0}
+
+    def group_metadata(self) -> object:
+        return self.consumer.consumer_group_metadata()
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -106,7 +205,7 @@ class KafkaSource:
             self._consumer = None
 
 
-def _record(message: Message) -> Record:
+def record_of(message: Message) -> Record:
     # A message without an error always carries its position; the stubs cannot know that.
     return Record(
         topic=message.topic(),  # type: ignore[arg-type]
@@ -138,7 +237,7 @@ def read_topic(
         while time.monotonic() < min(deadline, settle_until or deadline):
             for message in reader.consume(num_messages=1000, timeout=0.2):
                 if message.error() is None:
-                    records.append(_record(message))
+                    records.append(record_of(message))
             if settle_until is None and len(records) >= expected:
                 settle_until = time.monotonic() + settle_s
         return records

@@ -19,29 +19,23 @@ def _settings(args: argparse.Namespace) -> ConsumerSettings:
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
-    from prodcat.consumer.classify.runtime import load_checked
-    from prodcat.consumer.metrics import serve_metrics
+    from prodcat.consumer.classify.provider import ModelProvider
+    from prodcat.consumer.metrics import Metrics
     from prodcat.consumer.service import CategorizerService
 
     settings = _settings(args)
-    classifier = load_checked(
+    metrics = Metrics()
+    provider = ModelProvider.open(
         settings.registry,
         model_name=settings.model_name,
         device=settings.device,
+        interval_s=settings.reload_interval_s,
         min_agreement=settings.min_golden_agreement,
+        on_result=metrics.reload,
     )
-    service = CategorizerService(settings, classifier)
-    server = (
-        serve_metrics(service.metrics, settings.metrics_port, stall_after_s=settings.health_stall_s)
-        if settings.metrics_port is not None
-        else None
-    )
+    service = CategorizerService(settings, provider, metrics=metrics)
     install_stop_signals(service.stop)
-    try:
-        summary = service.run(until_records=args.until_records)
-    finally:
-        if server is not None:
-            server.shutdown()
+    summary = service.run(until_records=args.until_records)
     print(
         f"consumed {summary.consumed}, enriched {summary.enriched}, "
         f"dead-lettered {summary.dead_lettered} in {summary.seconds:.1f}s"

@@ -12,10 +12,12 @@ import orjson
 
 from prodcat.broker import EmbeddedBroker
 from prodcat.cli_env import kafka_bootstrap_from_env
-from prodcat.consumer.classify.runtime import Classifier
+from prodcat.consumer.classify.provider import FixedModel
 from prodcat.consumer.config import ConsumerSettings
 from prodcat.consumer.service import CategorizerService, RunSummary, kafka_client_config
 from prodcat.consumer.source import read_topic
+from prodcat.model.loading import load_model
+from prodcat.model.runtime import ServingModel
 from prodcat.produce import produce_values
 from prodcat.scratch import scratch_settings
 from prodcat.signals import install_stop_signals
@@ -127,9 +129,9 @@ def _print_report(
     print(f"dead-lettered {len(dead)}: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
 
 
-def _categorize(settings: ConsumerSettings, classifier: Classifier, records: int) -> RunSummary:
+def _categorize(settings: ConsumerSettings, classifier: ServingModel, records: int) -> RunSummary:
     # The service (and its producer) ends here, before the broker stops under it.
-    service = CategorizerService(settings, classifier)
+    service = CategorizerService(settings, FixedModel(classifier))
     install_stop_signals(service.stop)
     return service.run(until_records=records)
 
@@ -151,7 +153,9 @@ def run_demo(options: DemoOptions) -> int:
         produced = produce_values(values, settings)
         print(f"[4/4] produced {produced} events ({produced - len(expected)} malformed) to {where}")
 
-        classifier = Classifier.load(settings.registry, device=settings.device)
+        classifier = load_model(
+            settings.registry, device=settings.device, min_agreement=settings.min_golden_agreement
+        )
         summary = _categorize(settings, classifier, produced)
         enriched = read_documents(settings, settings.output_topic, summary.enriched)
         dead = read_documents(settings, settings.dead_letter_topic, summary.dead_lettered)

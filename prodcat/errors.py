@@ -1,4 +1,6 @@
-"""One root error for the service; each names what a user must fix."""
+"""One root error for the project; each names what a user must fix."""
+
+from __future__ import annotations
 
 
 class ProdcatError(Exception):
@@ -13,11 +15,24 @@ class CheckpointError(ProdcatError):
     """A checkpoint or registry entry is missing, corrupt, or does not verify."""
 
 
-class DeliveryError(ProdcatError):
+class KafkaFailure(ProdcatError):
+    """A Kafka operation failed.
+
+    `code` is librdkafka's error code and `retriable` its verdict, so callers can tell a
+    passing condition from a fatal one.
+    """
+
+    def __init__(self, message: str, *, code: int | None = None, retriable: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retriable = retriable
+
+
+class DeliveryError(KafkaFailure):
     """The broker did not acknowledge an output record; its offset must not be committed."""
 
 
-class BrokerError(ProdcatError):
+class BrokerError(KafkaFailure):
     """The Kafka cluster could not be reached or refused an operation."""
 
 

@@ -6,10 +6,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
+from confluent_kafka import KafkaError, Message
 
 from prodcat.consumer.config import ConsumerSettings
 from prodcat.consumer.service import kafka_client_config
 from prodcat.consumer.sink import KafkaSink
+from prodcat.errors import DeliveryError
 
 
 def event_key(value: bytes) -> bytes | None:
@@ -27,17 +29,24 @@ def produce_values(values: Iterable[bytes], settings: ConsumerSettings, *, timeo
     """Produces each value to the input topic and waits until the broker acknowledged all of them."""
     sink = KafkaSink(kafka_client_config(settings))
     acknowledged = 0
+    failure: DeliveryError | None = None
 
-    def ack() -> None:
-        nonlocal acknowledged
-        acknowledged += 1
+    def delivered(error: KafkaError | None, _message: Message) -> None:
+        nonlocal acknowledged, failure
+        if error is None:
+            acknowledged += 1
+        elif failure is None:
+            failure = DeliveryError(f"producing to {settings.input_topic} failed: {error.str()}")
 
     try:
-        for value in values:
-            sink.produce(settings.input_topic, value, key=event_key(value), headers=None, on_ack=ack)
+        for number, value in enumerate(values, start=1):
+            if sink.produce(settings.input_topic, value, event_key(value), None, delivered) is not None:
+                raise DeliveryError(f"event {number} is larger than the producer's message.max.bytes")
         sink.flush(timeout_s)
     finally:
         sink.close()
+    if failure is not None:
+        raise failure
     return acknowledged
 
 

@@ -24,9 +24,11 @@ import pytest
 
 from prodcat.broker import EmbeddedBroker
 from prodcat.cli_env import kafka_bootstrap_from_env
-from prodcat.consumer.classify.runtime import Classifier
+from prodcat.consumer.classify.provider import FixedModel
 from prodcat.consumer.config import ConsumerSettings
 from prodcat.consumer.service import CategorizerService
+from prodcat.model.loading import load_model
+from prodcat.model.runtime import ServingModel
 
 STOP_TIMEOUT_S = 60.0
 
@@ -60,16 +62,20 @@ def kafka_broker() -> Iterator[str]:
 
 @contextmanager
 def running_categorizer(
-    settings: ConsumerSettings, classifier: Classifier | None = None
+    settings: ConsumerSettings, model: ServingModel | None = None
 ) -> Iterator[CategorizerService]:
     """The categorizer service consuming in a background thread until the block ends.
 
     On exit it drains and commits like a SIGTERM'd process; an error inside the service
     is raised here rather than lost in its thread.
     """
-    service = CategorizerService(
-        settings, classifier or Classifier.load(settings.registry, device=settings.device)
+    serving = model or load_model(
+        settings.registry,
+        model_name=settings.model_name,
+        device=settings.device,
+        min_agreement=settings.min_golden_agreement,
     )
+    service = CategorizerService(settings, FixedModel(serving))
     failure: list[BaseException] = []
 
     def run() -> None:

@@ -82,6 +82,14 @@ class ErrorKind(StrEnum):
     NOT_AN_OBJECT = "not_an_object"
     SCHEMA_VIOLATION = "schema_violation"
     INFERENCE_FAILED = "inference_failed"
+    # The title cannot be turned into token ids (e.g. a lone surrogate escape in the JSON).
+    UNENCODABLE = "unencodable"
+    # The enriched event would be larger than the producer's message.max.bytes.
+    OUTPUT_TOO_LARGE = "output_too_large"
+    # The enriched event cannot be written as JSON (a document rebuilt past the nesting limit).
+    UNSERIALISABLE = "unserialisable"
+    # The broker refused this one record for a reason of its own (not the connection).
+    UNDELIVERABLE = "undeliverable"
 
 
 class DeadLetterEvent(BaseModel):
@@ -96,5 +104,12 @@ class DeadLetterEvent(BaseModel):
     source_offset: int = Field(ge=0)
     original_key_b64: str | None
     original_value_b64: str
+    original_value_bytes: int = Field(ge=0, description="Size of the original value.")
+    original_value_sha256: str = Field(pattern="^[0-9a-f]{64}$")
+    original_value_truncated: bool = Field(
+        default=False,
+        description="The original value did not fit in a dead letter: `original_value_b64` holds its "
+        "first bytes only, and the letter cannot be replayed.",
+    )
     failed_at: datetime
     consumer_group: str

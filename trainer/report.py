@@ -1,7 +1,7 @@
 """`prodcat evaluate`: a published checkpoint scored on labelled data, as the consumer serves it.
 
-The checkpoint is loaded through the consumer's own runtime (checksums verified, same
-tokenization and dtype), so the numbers describe what production will do.
+The checkpoint is loaded through the serving gate (checksums verified, golden set agreed,
+same tokenization and dtype), so the numbers describe what production will do.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 import orjson
 from tqdm.auto import tqdm
 
-from prodcat.consumer.classify.runtime import Classifier
+from prodcat.model.loading import load_model
+from prodcat.model.runtime import TorchModel
 from prodcat.trainer.dataset_build import is_dataset_dir, load_split
 from prodcat.trainer.metrics import (
     accuracy,
@@ -50,7 +51,7 @@ def read_examples(data: Path) -> list[LabeledTitle]:
 
 
 def score(
-    classifier: Classifier, records: list[LabeledTitle], *, batch_size: int, progress: bool
+    classifier: TorchModel, records: list[LabeledTitle], *, batch_size: int, progress: bool
 ) -> tuple[list[str], list[str], list[float]]:
     truth, predicted, confidence = [], [], []
     with tqdm(total=len(records), desc="evaluating", unit=" titles", disable=not progress) as bar:
@@ -75,8 +76,9 @@ def evaluate_checkpoint(
     device: str = "auto",
     batch_size: int = 64,
     progress: bool = True,
+    min_agreement: float = 0.9,
 ) -> EvaluationReport:
-    classifier = Classifier.load(checkpoint, model_name=model_name, device=device)
+    classifier = load_model(checkpoint, model_name=model_name, device=device, min_agreement=min_agreement)
     labels = list(classifier.labels)
     examples = read_examples(data)
     known = [r for r in examples if r.category in set(labels)]

@@ -1,1 +1,1 @@
-"""The model side of the consumer: the classifier definition, checkpoints, and the runtime."""
+"""The model side of the service: who owns the serving model, and the thread that runs it."""

@@ -5,18 +5,21 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
 
-from prodcat.consumer.classify.reload import ModelReloader
-from prodcat.consumer.classify.runtime import Classifier, load_checked
+from prodcat.consumer.classify.provider import ModelProvider
+from prodcat.consumer.metrics import Metrics
 from prodcat.consumer.service import CategorizerService, kafka_client_config
 from prodcat.consumer.source import read_topic
 from prodcat.errors import CheckpointError
-from prodcat.model.checkpoint import MANIFEST_FILE, resolve
+from prodcat.model.checkpoint import GOLDEN_FILE, MANIFEST_FILE, file_sha256
+from prodcat.model.loading import golden_agreement, load_model
+from prodcat.model.runtime import TorchModel
 from prodcat.produce import produce_values
 from prodcat.scratch import scratch_settings
 from prodcat.trainer.publish import list_versions, promote
@@ -55,27 +58,35 @@ def registry(two_versions: tuple[Path, str, str], tmp_path: Path) -> Path:
     return Path(shutil.copytree(two_versions[0], tmp_path / "registry"))
 
 
-def reloader(registry: Path, clock: Callable[[], float], min_agreement: float = 0.9) -> ModelReloader:
-    return ModelReloader(
-        registry,
-        resolve(registry),
-        model_name=None,
-        device="cpu",
-        interval_s=5.0,
-        min_agreement=min_agreement,
-        clock=clock,
-    )
+class Reloads:
+    """A provider on a registry, its clock in the test's hands, and what it reported."""
 
+    def __init__(self, registry: Path, clock: Callable[[], float]) -> None:
+        self.results: Counter[str] = Counter()
+        self.provider = ModelProvider(
+            load_model(registry, device="cpu", min_agreement=0.9),
+            registry,
+            model_name=None,
+            device="cpu",
+            interval_s=5.0,
+            min_agreement=0.9,
+            on_result=lambda result: self.results.update([result]),
+            clock=clock,
+        )
 
-def wait_for(reload: ModelReloader, timeout_s: float = 60.0) -> Classifier | None:
-    """Polls until the background load hands over a classifier or gives up."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        fresh = reload.poll()
-        if fresh is not None or reload.refused:
-            return fresh
-        time.sleep(0.05)
-    raise AssertionError("the reload neither finished nor was refused")
+    @property
+    def refused(self) -> int:
+        return self.results["refused"]
+
+    def wait(self, timeout_s: float = 60.0) -> TorchModel | None:
+        """Polls until the background load hands over a model or is refused."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            fresh = self.provider.poll()
+            if fresh is not None or self.refused:
+                return fresh
+            time.sleep(0.05)
+        raise AssertionError("the reload neither finished nor was refused")
 
 
 def copy_as_version(registry: Path, source: str, version: str, **manifest_changes: object) -> None:
@@ -91,27 +102,28 @@ def test_a_promoted_checkpoint_is_loaded_and_handed_over_once(
 ) -> None:
     _, _, second = two_versions
     now = [0.0]
-    reload = reloader(registry, lambda: now[0])
+    reload = Reloads(registry, lambda: now[0])
     promote(registry, MODEL, second)
     now[0] = 5.0
 
-    fresh = wait_for(reload)
+    fresh = reload.wait()
 
     assert fresh is not None and fresh.version == second
+    assert reload.provider.current is fresh
     now[0] = 10.0
-    assert reload.poll() is None
+    assert reload.provider.poll() is None
 
 
 def test_nothing_is_loaded_before_the_interval_or_while_the_pointer_is_unchanged(
     registry: Path, two_versions: tuple[Path, str, str]
 ) -> None:
     now = [0.0]
-    reload = reloader(registry, lambda: now[0])
+    reload = Reloads(registry, lambda: now[0])
     promote(registry, MODEL, two_versions[2])
-    assert reload.poll() is None  # before the interval
+    assert reload.provider.poll() is None  # before the interval
     promote(registry, MODEL, two_versions[1])
     now[0] = 5.0
-    assert reload.poll() is None  # the pointer names what is served
+    assert reload.provider.poll() is None  # the pointer names what is served
     assert reload.refused == 0
 
 
@@ -120,16 +132,43 @@ def test_a_checkpoint_whose_files_fail_their_checksum_is_refused_once(
 ) -> None:
     _, _, second = two_versions
     now = [0.0]
-    reload = reloader(registry, lambda: now[0])
+    reload = Reloads(registry, lambda: now[0])
     weights = next((registry / MODEL / second).glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes()[:-64])
     (registry / MODEL / "CURRENT").write_text(second)
     now[0] = 5.0
 
-    assert wait_for(reload) is None
+    assert reload.wait() is None
     assert reload.refused == 1
     now[0] = 20.0
-    assert reload.poll() is None and reload.refused == 1
+    assert reload.provider.poll() is None and reload.refused == 1
+
+
+def test_a_checkpoint_with_other_labels_is_refused_on_reload_and_the_old_one_keeps_serving(
+    registry: Path, two_versions: tuple[Path, str, str]
+) -> None:
+    first = two_versions[1]
+    labels = orjson.loads((registry / MODEL / first / MANIFEST_FILE).read_bytes())["labels"]
+    renamed = {label: f"{label}-v2" for label in labels}
+    target = registry / MODEL / "renamed"
+    shutil.copytree(registry / MODEL / first, target)
+    golden = [orjson.loads(line) for line in (target / GOLDEN_FILE).read_bytes().splitlines()]
+    (target / GOLDEN_FILE).write_bytes(
+        b"\n".join(orjson.dumps({**g, "label": renamed[g["label"]]}) for g in golden) + b"\n"
+    )
+    manifest = orjson.loads((target / MANIFEST_FILE).read_bytes())
+    manifest["files"][GOLDEN_FILE] = file_sha256(target / GOLDEN_FILE)
+    (target / MANIFEST_FILE).write_bytes(
+        orjson.dumps({**manifest, "version": "renamed", "labels": [renamed[x] for x in labels]})
+    )
+    now = [0.0]
+    reload = Reloads(registry, lambda: now[0])
+    (registry / MODEL / "CURRENT").write_text("renamed")
+    now[0] = 5.0
+
+    assert reload.wait() is None
+    assert reload.refused == 1
+    assert reload.provider.current.labels == tuple(labels)
 
 
 def test_a_checkpoint_that_disagrees_with_its_golden_set_is_refused(
@@ -141,12 +180,11 @@ def test_a_checkpoint_that_disagrees_with_its_golden_set_is_refused(
     copy_as_version(registry, first, "relabelled", labels=labels[1:] + labels[:1])
 
     with pytest.raises(CheckpointError, match="agrees with its golden set on"):
-        load_checked(registry / MODEL / "relabelled", device="cpu", min_agreement=0.9)
+        load_model(registry / MODEL / "relabelled", device="cpu", min_agreement=0.9)
 
 
 def test_a_checkpoint_agrees_with_the_golden_set_it_was_published_with(registry: Path) -> None:
-    classifier = Classifier.load(registry, device="cpu")
-    assert classifier.golden_agreement() == 1.0
+    assert golden_agreement(load_model(registry, device="cpu", min_agreement=0.0)) == 1.0
 
 
 def test_a_checkpoint_promoted_mid_stream_serves_the_rest_and_no_message_is_lost(
@@ -156,7 +194,16 @@ def test_a_checkpoint_promoted_mid_stream_serves_the_rest_and_no_message_is_lost
     settings = scratch_settings(
         kafka_bootstrap, "reload", registry=registry, device="cpu", reload_interval_s=0.2
     )
-    service = CategorizerService(settings, Classifier.load(registry, device="cpu"))
+    metrics = Metrics()
+    provider = ModelProvider.open(
+        registry,
+        model_name=None,
+        device="cpu",
+        interval_s=settings.reload_interval_s,
+        min_agreement=0.9,
+        on_result=metrics.reload,
+    )
+    service = CategorizerService(settings, provider, metrics=metrics)
     summary = []
     worker = threading.Thread(target=lambda: summary.append(service.run(until_records=40)))
     worker.start()
@@ -165,7 +212,7 @@ def test_a_checkpoint_promoted_mid_stream_serves_the_rest_and_no_message_is_lost
             [orjson.dumps({"id": f"a-{n}", "title": "Pampers Baby Wipes"}) for n in range(20)], settings
         )
         deadline = time.monotonic() + 60
-        while service.metrics.enriched < 20 and time.monotonic() < deadline:
+        while service.metrics.enriched_total < 20 and time.monotonic() < deadline:
             time.sleep(0.05)
         promote(registry, MODEL, second)
         while service.metrics.model_version != second and time.monotonic() < deadline:
@@ -185,4 +232,4 @@ def test_a_checkpoint_promoted_mid_stream_serves_the_rest_and_no_message_is_lost
     assert len(enriched) == 40 and len(served) == 40
     assert {served[f"a-{n}"] for n in range(20)} == {first}
     assert {served[f"b-{n}"] for n in range(20)} == {second}
-    assert service.metrics.reloads["loaded"] == 1
+    assert service.metrics.reloads_by_result["loaded"] == 1

@@ -9,23 +9,26 @@ from pathlib import Path
 
 import orjson
 import pytest
+from confluent_kafka import Producer
 
-from prodcat.consumer.classify.runtime import Classifier
+from prodcat.consumer.classify.provider import FixedModel
 from prodcat.consumer.config import ConsumerSettings
 from prodcat.consumer.service import CategorizerService, kafka_client_config
 from prodcat.consumer.source import Record, read_topic
 from prodcat.errors import InferenceUnavailable
+from prodcat.model.loading import load_model
+from prodcat.model.runtime import TorchModel
 from prodcat.produce import produce_values
 from prodcat.schemas import DeadLetterEvent, EnrichedEvent
 from prodcat.scratch import scratch_settings
-from tests.faults import BrokenDeviceClassifier, PoisonSensitiveClassifier
+from tests.faults import BrokenDeviceModel, PoisonSensitiveModel
 
 PARTITIONS = 3
 
 
 @pytest.fixture(scope="module")
-def classifier(trained_registry: Path) -> Classifier:
-    return Classifier.load(trained_registry, device="cpu")
+def classifier(trained_registry: Path) -> TorchModel:
+    return load_model(trained_registry, device="cpu", min_agreement=0.9)
 
 
 def settings_factory(bootstrap: str, registry: Path) -> ConsumerSettings:
@@ -73,13 +76,13 @@ def dead_letter_id(record: Record) -> str:
 
 
 def test_every_consumed_event_ends_in_exactly_one_output_topic(
-    kafka_bootstrap: str, trained_registry: Path, classifier: Classifier
+    kafka_bootstrap: str, trained_registry: Path, classifier: TorchModel
 ) -> None:
     settings = settings_factory(kafka_bootstrap, trained_registry)
     values, good, bad = events_factory(1000, malformed_every=20)
     assert produce_values(values, settings) == 1000
 
-    summary = CategorizerService(settings, classifier).run(until_records=1000)
+    summary = CategorizerService(settings, FixedModel(classifier)).run(until_records=1000)
 
     enriched, dead = outputs(settings, 950, 50, settle_s=1.0)
     assert (summary.consumed, summary.enriched, summary.dead_lettered) == (1000, 950, 50)
@@ -90,12 +93,12 @@ def test_every_consumed_event_ends_in_exactly_one_output_topic(
 
 
 def test_enriched_events_keep_key_fields_and_validate_against_the_schema(
-    kafka_bootstrap: str, trained_registry: Path, classifier: Classifier
+    kafka_bootstrap: str, trained_registry: Path, classifier: TorchModel
 ) -> None:
     settings = settings_factory(kafka_bootstrap, trained_registry)
     values, _good, _bad = events_factory(30)
     produce_values(values, settings)
-    CategorizerService(settings, classifier).run(until_records=30)
+    CategorizerService(settings, FixedModel(classifier)).run(until_records=30)
 
     enriched, _ = outputs(settings, 30, 0)
     for record in enriched:
@@ -107,34 +110,30 @@ def test_enriched_events_keep_key_fields_and_validate_against_the_schema(
 
 
 def test_input_headers_are_propagated_to_the_output(
-    kafka_bootstrap: str, trained_registry: Path, classifier: Classifier
+    kafka_bootstrap: str, trained_registry: Path, classifier: TorchModel
 ) -> None:
-    from prodcat.consumer.sink import KafkaSink
-
     settings = settings_factory(kafka_bootstrap, trained_registry)
-    sink = KafkaSink(kafka_client_config(settings))
-    sink.produce(
+    producer = Producer(kafka_client_config(settings))
+    producer.produce(
         settings.input_topic,
         orjson.dumps({"id": "h-1", "title": "Kids Rain Boots"}),
-        key=b"h-1",
+        b"h-1",
         headers=[("trace-id", b"abc123")],
-        on_ack=lambda: None,
     )
-    sink.flush(10)
-    sink.close()
-    CategorizerService(settings, classifier).run(until_records=1)
+    assert producer.flush(10) == 0
+    CategorizerService(settings, FixedModel(classifier)).run(until_records=1)
 
     enriched, _ = outputs(settings, 1, 0)
     assert enriched[0].headers == [("trace-id", b"abc123")]
 
 
 def test_dead_letters_carry_the_original_bytes_and_the_reason(
-    kafka_bootstrap: str, trained_registry: Path, classifier: Classifier
+    kafka_bootstrap: str, trained_registry: Path, classifier: TorchModel
 ) -> None:
     settings = settings_factory(kafka_bootstrap, trained_registry)
     broken = b'{"id": "x-1", "title": '
     produce_values([broken], settings)
-    CategorizerService(settings, classifier).run(until_records=1)
+    CategorizerService(settings, FixedModel(classifier)).run(until_records=1)
 
     _, dead = outputs(settings, 0, 1)
     letter = DeadLetterEvent.model_validate_json(dead[0].value or b"")
@@ -145,17 +144,18 @@ def test_dead_letters_carry_the_original_bytes_and_the_reason(
 
 
 def test_a_second_consumer_resumes_from_committed_offsets_without_re_emitting(
-    kafka_bootstrap: str, trained_registry: Path, classifier: Classifier
+    kafka_bootstrap: str, trained_registry: Path, classifier: TorchModel
 ) -> None:
-    settings = settings_factory(kafka_bootstrap, trained_registry)
-    values, good, bad = events_factory(400, malformed_every=40)
+    # A small window, so the first member stops long before it has polled everything.
+    settings = settings_factory(kafka_bootstrap, trained_registry).model_copy(update={"window_size": 32})
+    values, good, bad = events_factory(2000, malformed_every=40)
     produce_values(values, settings)
 
-    first = CategorizerService(settings, classifier).run(until_records=150)
-    assert 150 <= first.consumed < 400
-    second = CategorizerService(settings, classifier).run(until_records=400 - first.consumed)
+    first = CategorizerService(settings, FixedModel(classifier)).run(until_records=150)
+    assert 150 <= first.consumed < 2000
+    second = CategorizerService(settings, FixedModel(classifier)).run(until_records=2000 - first.consumed)
 
-    assert first.consumed + second.consumed == 400
+    assert first.consumed + second.consumed == 2000
     enriched, dead = outputs(settings, len(good), len(bad), settle_s=2.0)
     enriched_ids = [orjson.loads(r.value or b"")["id"] for r in enriched]
     assert sorted(enriched_ids) == sorted(good)
@@ -163,20 +163,20 @@ def test_a_second_consumer_resumes_from_committed_offsets_without_re_emitting(
 
 
 def test_only_the_titles_that_fail_on_their_own_are_dead_lettered(
-    kafka_bootstrap: str, trained_registry: Path, classifier: Classifier
+    kafka_bootstrap: str, trained_registry: Path, classifier: TorchModel
 ) -> None:
     settings = settings_factory(kafka_bootstrap, trained_registry)
     poisoned = {"sku-00003", "sku-00017"}
     values = [
         orjson.dumps(
-            {"id": f"sku-{n:05d}", "title": ("Silk Scarf " + PoisonSensitiveClassifier.POISON)
+            {"id": f"sku-{n:05d}", "title": ("Silk Scarf " + PoisonSensitiveModel.POISON)
              if f"sku-{n:05d}" in poisoned else "Silk Scarf"}
         )
         for n in range(40)
     ]  # fmt: skip
     produce_values(values, settings)
 
-    summary = CategorizerService(settings, PoisonSensitiveClassifier(classifier)).run(until_records=40)
+    summary = CategorizerService(settings, FixedModel(PoisonSensitiveModel(classifier))).run(until_records=40)
 
     assert (summary.enriched, summary.dead_lettered) == (38, 2)
     _, dead = outputs(settings, 38, 2)
@@ -186,7 +186,7 @@ def test_only_the_titles_that_fail_on_their_own_are_dead_lettered(
 
 
 def test_a_model_that_fails_on_everything_stops_the_service_instead_of_dead_lettering_the_stream(
-    kafka_bootstrap: str, trained_registry: Path, classifier: Classifier
+    kafka_bootstrap: str, trained_registry: Path, classifier: TorchModel
 ) -> None:
     settings = settings_factory(kafka_bootstrap, trained_registry).model_copy(
         update={"max_failed_in_a_row": 1}
@@ -195,10 +195,10 @@ def test_a_model_that_fails_on_everything_stops_the_service_instead_of_dead_lett
     produce_values(values, settings)
 
     with pytest.raises(InferenceUnavailable, match="the model or its device is broken"):
-        CategorizerService(settings, BrokenDeviceClassifier(classifier)).run(until_records=40)
+        CategorizerService(settings, FixedModel(BrokenDeviceModel(classifier))).run(until_records=40)
 
     # Nothing was dead-lettered or committed: a healthy restart of the group gets every event.
-    summary = CategorizerService(settings, classifier).run(until_records=40)
+    summary = CategorizerService(settings, FixedModel(classifier)).run(until_records=40)
     enriched, dead = outputs(settings, 40, 0, settle_s=1.0)
     assert (summary.enriched, summary.dead_lettered) == (40, 0)
     assert {orjson.loads(r.value or b"")["id"] for r in enriched} == good
@@ -206,13 +206,13 @@ def test_a_model_that_fails_on_everything_stops_the_service_instead_of_dead_lett
 
 
 def test_the_service_reports_the_partitions_it_was_assigned(
-    kafka_bootstrap: str, trained_registry: Path, classifier: Classifier
+    kafka_bootstrap: str, trained_registry: Path, classifier: TorchModel
 ) -> None:
     settings = settings_factory(kafka_bootstrap, trained_registry)
     values, _good, _bad = events_factory(10)
     produce_values(values, settings)
-    service = CategorizerService(settings, classifier)
+    service = CategorizerService(settings, FixedModel(classifier))
     service.run(until_records=10)
 
     assert service.metrics.assigned_partitions == PARTITIONS
-    assert "prodcat_assigned_partitions 3" in service.metrics.render_prometheus()
+    assert "prodcat_assigned_partitions 3" in service.metrics.render().decode()

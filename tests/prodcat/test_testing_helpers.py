@@ -9,14 +9,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from prodcat.consumer.classify.runtime import Classifier
 from prodcat.consumer.service import kafka_client_config
 from prodcat.consumer.source import read_topic
 from prodcat.errors import InferenceUnavailable
+from prodcat.model.loading import load_model
 from prodcat.produce import produce_values
 from prodcat.scratch import scratch_settings
 from prodcat.testing import running_categorizer
-from tests.faults import BrokenDeviceClassifier
+from tests.faults import BrokenDeviceModel
 
 pytest_plugins = ["pytester"]
 
@@ -42,12 +42,12 @@ def test_an_error_inside_the_running_categorizer_is_raised_by_the_with_block(
     settings = scratch_settings(
         kafka_bootstrap, "user", registry=trained_registry, device="cpu", max_failed_in_a_row=1
     )
-    broken = BrokenDeviceClassifier(Classifier.load(trained_registry, device="cpu"))
+    broken = BrokenDeviceModel(load_model(trained_registry, device="cpu", min_agreement=0.9))
 
     with pytest.raises(InferenceUnavailable), running_categorizer(settings, broken) as service:
         produce_values([orjson.dumps({"id": "x", "title": "Silk Scarf"})], settings)
         deadline = time.monotonic() + 60
-        while service.metrics.consumed == 0 and time.monotonic() < deadline:
+        while service.metrics.consumed_total == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
 
 

@@ -10,8 +10,8 @@ import orjson
 import pytest
 from sklearn import metrics as sk
 
-from prodcat.consumer.classify.runtime import Classifier
 from prodcat.errors import CheckpointError
+from prodcat.model.loading import load_model
 from prodcat.trainer.metrics import (
     accuracy,
     confusion_matrix,
@@ -83,7 +83,9 @@ def test_the_report_equals_scikit_learn_on_the_checkpoints_own_predictions(
     report = evaluate_checkpoint(trained_registry, held_out, out_dir=tmp_path, device="cpu", progress=False)
 
     records = [r for r in read_jsonl(held_out) if r.category in LABELS]
-    predictions = Classifier.load(trained_registry, device="cpu").predict([r.title for r in records], top_k=1)
+    predictions = load_model(trained_registry, device="cpu", min_agreement=0.9).predict(
+        [r.title for r in records], top_k=1
+    )
     truth, predicted = [r.category for r in records], [p.label for p in predictions]
     assert report.accuracy == pytest.approx(sk.accuracy_score(truth, predicted))
     assert report.macro_f1 == pytest.approx(

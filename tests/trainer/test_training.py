@@ -9,10 +9,10 @@ import torch
 from safetensors import safe_open
 from transformers import AutoTokenizer
 
-from prodcat.consumer.classify.runtime import Classifier
 from prodcat.errors import ConfigError
 from prodcat.model.checkpoint import verify
 from prodcat.model.classifier import ProductClassifier
+from prodcat.model.loading import load_model
 from prodcat.trainer.evaluate import predict
 from prodcat.trainer.loop import batches, class_weights, oom_guidance
 from prodcat.trainer.records import LabeledTitle, write_jsonl
@@ -152,7 +152,9 @@ def test_the_golden_set_holds_what_the_published_checkpoint_predicts(lora_run: T
     lines = (lora_run.checkpoint / "golden.jsonl").read_bytes().splitlines()
     golden = [orjson.loads(line) for line in lines]
     assert len(golden) == 32 and "golden.jsonl" in verify(lora_run.checkpoint).manifest.files
-    served = Classifier.load(lora_run.checkpoint, device="cpu").predict([g["title"] for g in golden], top_k=1)
+    served = load_model(lora_run.checkpoint, device="cpu", min_agreement=0.9).predict(
+        [g["title"] for g in golden], top_k=1
+    )
     assert [p.label for p in served] == [g["label"] for g in golden]
     assert [p.confidence for p in served] == pytest.approx([g["confidence"] for g in golden], abs=1e-4)
 

@@ -1,0 +1,139 @@
+"""The device worker: one thread that runs batches while the Kafka thread keeps working.
+
+The hand-off is a one-slot queue, as TEI's router does it: one batch runs while the next
+waits prepared, so at most two batches are out at a time, memory stays bounded, and a
+Kafka thread that gets ahead finds no room and stops polling (backpressure). The worker
+touches only token ids and tensors; offsets, acknowledgements and produce calls stay on
+the Kafka thread, which collects completions.
+
+A batch that raises is halved and retried here, recursively, so one poisonous title (or
+a batch too large for the device) does not sink its neighbours: only rows that fail on
+their own come back as failures.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import structlog
+
+from prodcat.model.runtime import ServingModel
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+IN_FLIGHT_LIMIT = 2
+
+
+@dataclass(slots=True)
+class DeviceBatch(Generic[T]):
+    """Rows of token ids for one model, and the caller's items in the same order."""
+
+    model: ServingModel
+    rows: list[list[int]]
+    items: list[T]
+    padded_tokens: int
+    real_tokens: int
+
+
+@dataclass(slots=True)
+class Completion(Generic[T]):
+    batch: DeviceBatch[T]
+    indices: list[list[int]]
+    """Per row, best first; empty for a failed row."""
+    scores: list[list[float]]
+    failures: dict[int, Exception] = field(default_factory=dict)
+    started_at: float = 0.0
+    seconds: float = 0.0
+
+
+class DeviceWorker(Generic[T]):
+    def __init__(self, *, top_k: int) -> None:
+        self._top_k = top_k
+        self._slot: queue.Queue[DeviceBatch[T] | None] = queue.Queue(maxsize=1)
+        self._done: queue.SimpleQueue[Completion[T] | BaseException] = queue.SimpleQueue()
+        self._outstanding = 0
+        self._thread = threading.Thread(target=self._work, name="device", daemon=True)
+        self._thread.start()
+
+    @property
+    def outstanding(self) -> int:
+        """Batches handed over and not yet collected."""
+        return self._outstanding
+
+    def has_room(self) -> bool:
+        return self._outstanding < IN_FLIGHT_LIMIT
+
+    def submit(self, batch: DeviceBatch[T]) -> None:
+        """Hands a batch over; call only when `has_room()`."""
+        self._outstanding += 1
+        self._slot.put(batch)
+
+    def collect(self, timeout_s: float) -> list[Completion[T]]:
+        """Completed batches in completion order, waiting up to `timeout_s` for the first."""
+        if self._outstanding == 0:
+            return []
+        try:
+            first = self._done.get(timeout=timeout_s) if timeout_s > 0 else self._done.get_nowait()
+        except queue.Empty:
+            return []
+        done = [first]
+        while True:
+            try:
+                done.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        completions: list[Completion[T]] = []
+        for entry in done:
+            self._outstanding -= 1
+            if isinstance(entry, BaseException):
+                raise entry
+            completions.append(entry)
+        return completions
+
+    def close(self) -> None:
+        """Stops the thread once the batches handed over have run; collect them before or after."""
+        self._slot.put(None)
+        self._thread.join()
+
+    def _work(self) -> None:
+        while True:
+            batch = self._slot.get()
+            if batch is None:
+                return
+            try:
+                self._done.put(self._run(batch))
+            except BaseException as exc:
+                # Not a failing batch (that is handled in _run) but the worker's own fault:
+                # the Kafka thread re-raises it instead of waiting for ever.
+                self._done.put(exc)
+
+    def _run(self, batch: DeviceBatch[T]) -> Completion[T]:
+        n = len(batch.rows)
+        completion = Completion(batch, indices=[[] for _ in range(n)], scores=[[] for _ in range(n)])
+        completion.started_at = time.monotonic()
+        self._run_rows(batch.model, batch.rows, 0, completion)
+        completion.seconds = time.monotonic() - completion.started_at
+        return completion
+
+    def _run_rows(
+        self, model: ServingModel, rows: Sequence[list[int]], start: int, completion: Completion[T]
+    ) -> None:
+        try:
+            inference = model.infer(rows, top_k=self._top_k)
+        except Exception as exc:
+            if len(rows) == 1:
+                completion.failures[start] = exc
+                return
+            log.warning("batch_failed_retrying_halves", size=len(rows), error=str(exc)[:200])
+            middle = len(rows) // 2
+            self._run_rows(model, rows[:middle], start, completion)
+            self._run_rows(model, rows[middle:], start + middle, completion)
+            return
+        completion.indices[start : start + len(rows)] = inference.indices
+        completion.scores[start : start + len(rows)] = inference.scores
