@@ -106,7 +106,7 @@ def _load_backbone(directory: Path, dtype: torch.dtype) -> PreTrainedModel:
             output_loading_info=True,
         )
     # The files are outside input and transformers, safetensors and the config classes
-    # raise whatever type they like about them (SafetensorError is a bare Exception).
+    # raise whatever type they like about them (SafetensorError derives from Exception alone).
     except Exception as exc:
         raise load_failure(directory, "the backbone", exc) from None
     # transformers starts weights absent from the file (or of another shape) from random

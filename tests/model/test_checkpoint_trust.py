@@ -26,7 +26,7 @@ from prodcat.model.checkpoint import (
 )
 from prodcat.model.classifier import ProductClassifier
 from prodcat.model.tokenizer import load_tokenizer
-from prodcat.trainer.publish import HISTORY_FILE, rollback
+from prodcat.trainer.publish import HISTORY_FILE, promote, rollback
 
 
 @pytest.fixture
@@ -203,6 +203,14 @@ def test_rollback_refuses_a_history_line_escaping_the_model_folder(
     (model_dir / HISTORY_FILE).write_text(f"../../outside/ckpt\n{checkpoint.name}\n")
     with pytest.raises(CheckpointError, match=r"HISTORY names invalid version '\.\./\.\./outside/ckpt'"):
         rollback(registry, model_dir.name)
+
+
+def test_promote_refuses_a_history_line_escaping_the_model_folder(
+    model_dir: Path, registry: Path, checkpoint: Path
+) -> None:
+    (model_dir / HISTORY_FILE).write_text("../../outside/ckpt\n")
+    with pytest.raises(CheckpointError, match=r"HISTORY names invalid version '\.\./\.\./outside/ckpt'"):
+        promote(registry, model_dir.name, checkpoint.name)
 
 
 def test_truncated_weights_with_a_matching_sha_fail_to_load_as_one_line(checkpoint: Path) -> None:
