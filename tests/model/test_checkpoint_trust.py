@@ -302,3 +302,16 @@ def test_the_cli_reports_a_current_escaping_the_registry_in_one_line(
     )
     assert code == 1
     assert err.strip().splitlines() == [err.strip()] and "invalid version '../../outside/ckpt'" in err
+
+
+def test_sharded_weights_verify_and_load_when_every_shard_is_listed(checkpoint: Path) -> None:
+    reference = ProductClassifier.load(checkpoint, dtype=torch.float32)
+    (checkpoint / WEIGHTS_FILE).unlink()
+    reference.backbone.save_pretrained(str(checkpoint), max_shard_size="200KB")
+    shards = sorted(p.name for p in checkpoint.glob("model-*.safetensors"))
+    relist(checkpoint, "config.json", WEIGHTS_INDEX_FILE, *shards)
+    write_files(checkpoint, {k: v for k, v in manifest_files(checkpoint).items() if k != WEIGHTS_FILE})
+
+    loaded = ProductClassifier.load(verify(checkpoint).directory, dtype=torch.float32)
+    assert len(shards) > 1
+    torch.testing.assert_close(loaded.state_dict(), reference.state_dict())
