@@ -10,11 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 
-HEAD_FILE = "head.safetensors"
+from prodcat.errors import CheckpointError
+from prodcat.model.checkpoint import HEAD_FILE, WEIGHTS_FILE, load_failure
 
 
 def last_token_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -78,8 +80,42 @@ class ProductClassifier(nn.Module):
     def load(
         cls, directory: Path, *, dtype: torch.dtype, device: torch.device | str = "cpu"
     ) -> ProductClassifier:
-        backbone = AutoModel.from_pretrained(str(directory), dtype=dtype)
-        head_state = load_file(str(directory / HEAD_FILE))
-        model = cls(backbone, num_labels=head_state["weight"].shape[0])
-        model.head.load_state_dict(head_state)
+        """Backbone and head from safetensors only; anything unreadable is one CheckpointError.
+
+        Run `checkpoint.verify` first: this reads what the directory holds, it does not check it.
+        """
+        backbone = _load_backbone(directory, dtype)
+        try:
+            head_state = load_file(str(directory / HEAD_FILE))
+            model = cls(backbone, num_labels=head_state["weight"].shape[0])
+            model.head.load_state_dict(head_state)
+        except (OSError, KeyError, IndexError, RuntimeError, SafetensorError) as exc:
+            raise load_failure(directory, HEAD_FILE, exc) from None
         return model.to(device=device, dtype=dtype).eval()
+
+
+def _load_backbone(directory: Path, dtype: torch.dtype) -> PreTrainedModel:
+    try:
+        backbone, info = AutoModel.from_pretrained(
+            str(directory),
+            dtype=dtype,
+            # Never a pickle, never the Hub, never code shipped inside the checkpoint.
+            use_safetensors=True,
+            local_files_only=True,
+            trust_remote_code=False,
+            output_loading_info=True,
+        )
+    # The files are outside input and transformers, safetensors and the config classes
+    # raise whatever type they like about them (SafetensorError derives from Exception alone).
+    except Exception as exc:
+        raise load_failure(directory, "the backbone", exc) from None
+    # transformers starts weights absent from the file (or of another shape) from random
+    # values with a warning: a model that would answer, wrongly.
+    absent = sorted({*info["missing_keys"], *(key for key, *_ in info["mismatched_keys"])})
+    if absent:
+        raise CheckpointError(
+            f"checkpoint {directory}: {WEIGHTS_FILE} lacks {len(absent)} backbone weights "
+            f"(first: {absent[0]})"
+        )
+    loaded: PreTrainedModel = backbone
+    return loaded

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 MANIFEST_FORMAT_VERSION: Literal[1] = 1
+# A path inside the checkpoint, written with "/": no absolute paths, no drive letters or
+# backslashes, and no segment starting with "." (so neither ".." nor hidden files).
+RELATIVE_PATH_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+Sha256 = Annotated[str, StringConstraints(pattern=SHA256_PATTERN)]
 
 
 class TrainingRecipe(BaseModel):
@@ -46,7 +52,11 @@ class CheckpointManifest(BaseModel):
     )
     training: TrainingRecipe
     metrics: dict[str, float] = Field(default_factory=dict)
-    files: dict[str, str] = Field(description="Relative path -> sha256 of every payload file.")
+    files: dict[str, Sha256] = Field(
+        description="Relative path -> sha256 (lowercase hex) of every file in the checkpoint but this "
+        "manifest; paths stay inside the checkpoint.",
+        json_schema_extra={"propertyNames": {"pattern": RELATIVE_PATH_PATTERN}},
+    )
     library_versions: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("labels")
@@ -55,3 +65,11 @@ class CheckpointManifest(BaseModel):
         if len(set(labels)) != len(labels):
             raise ValueError("labels must be unique")
         return labels
+
+    @field_validator("files")
+    @classmethod
+    def _paths_inside_the_checkpoint(cls, files: dict[str, str]) -> dict[str, str]:
+        for path in files:
+            if not re.fullmatch(RELATIVE_PATH_PATTERN, path):
+                raise ValueError(f"{path!r} is not a relative path inside the checkpoint")
+        return files

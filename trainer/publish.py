@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import shutil
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -26,9 +25,11 @@ from prodcat.model.checkpoint import (
     CURRENT_FILE,
     GOLDEN_FILE,
     MANIFEST_FILE,
+    check_name,
     file_sha256,
     read_current,
     verify,
+    version_directory,
 )
 from prodcat.model.classifier import ProductClassifier
 from prodcat.model.encode import encode
@@ -41,9 +42,7 @@ DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
 }
 RECORDED_LIBRARIES = ("torch", "transformers", "peft", "tokenizers")
-# The manifest's pattern for model names and versions, minus a leading dot (dot names are
-# staging folders, and ".." would leave the registry).
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+# Hidden, so never taken for a version: check_name refuses a leading dot.
 STAGING_PREFIX = ".tmp-"
 HISTORY_FILE = "HISTORY"
 ADAPTER_DIR = "adapter"
@@ -74,14 +73,17 @@ def publish(
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-    _check_name("model name", model_name)
+    check_name("model name", model_name)
     model_dir = registry / model_name
     model_dir.mkdir(parents=True, exist_ok=True)
     version = version or _new_version(model_dir)
-    _check_name("version", version)
+    check_name("version", version)
     final = model_dir / version
     if final.exists():
         raise CheckpointError(f"{final} already exists; versions are never overwritten")
+    # Read before anything is written: a HISTORY that does not check out refuses the publish
+    # instead of leaving a new version in place that never became CURRENT.
+    history = _history(model_dir)
 
     staging = model_dir / f"{STAGING_PREFIX}{version}"
     # Whatever is there was left by a publish that crashed before its rename.
@@ -113,21 +115,21 @@ def publish(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _point_current(model_dir, version)
+    _point_current(model_dir, version, history=history)
     return final
 
 
 def promote(registry: Path, model_name: str, version: str) -> Path:
     """Makes an already published version CURRENT after verifying its files."""
-    _check_name("model name", model_name)
-    _check_name("version", version)
+    check_name("model name", model_name)
+    check_name("version", version)
     model_dir = registry / model_name
-    directory = model_dir / version
-    if not (directory / MANIFEST_FILE).is_file():
+    if not (model_dir / version / MANIFEST_FILE).is_file():
         known = ", ".join(list_versions(registry, model_name)) or "none"
         raise CheckpointError(f"{model_name} has no version {version!r} (published: {known})")
-    verify(directory)
-    _point_current(model_dir, version)
+    history = _history(model_dir)
+    directory = verify(version_directory(model_dir, version)).directory
+    _point_current(model_dir, version, history=history)
     return directory
 
 
@@ -149,16 +151,17 @@ def _write_golden(
 
 def rollback(registry: Path, model_name: str) -> str:
     """Points CURRENT back at the version that was live before the current one; returns it."""
+    check_name("model name", model_name)
     model_dir = registry / model_name
     current = read_current(model_dir)
     earlier = [v for v in _history(model_dir) if v != current]
     if not earlier:
         raise CheckpointError(f"{model_name} has no earlier live version to roll back to")
     previous = earlier[-1]
-    verify(model_dir / previous)
+    verify(version_directory(model_dir, previous))
     # The rolled-back version leaves the history, so a second rollback goes further back.
-    _write_history(model_dir, [v for v in _history(model_dir) if v != current])
-    _point_current(model_dir, previous, record=False)
+    _write_history(model_dir, earlier)
+    _point_current(model_dir, previous, history=None)
     return previous
 
 
@@ -204,22 +207,23 @@ def _new_version(model_dir: Path) -> str:
     return candidate
 
 
-def _check_name(kind: str, name: str) -> None:
-    # Also keeps a name from pointing outside the registry.
-    if not NAME_PATTERN.fullmatch(name):
-        raise CheckpointError(f"invalid {kind} {name!r}: use letters, digits, . _ - (not first .)")
-
-
-def _point_current(model_dir: Path, version: str, *, record: bool = True) -> None:
-    if record:
-        _write_history(model_dir, [*_history(model_dir), version])
+def _point_current(model_dir: Path, version: str, *, history: list[str] | None) -> None:
+    """CURRENT -> version; with `history` (HISTORY as read before), appends version to it."""
+    if history is not None:
+        _write_history(model_dir, [*history, version])
     _replace_atomically(model_dir / CURRENT_FILE, version + "\n")
 
 
 def _history(model_dir: Path) -> list[str]:
-    """Versions in the order they became live (HISTORY), oldest first."""
+    """Versions in the order they became live (HISTORY), oldest first, each a plain version name."""
     path = model_dir / HISTORY_FILE
-    return path.read_text().split() if path.is_file() else []
+    if not path.is_file():
+        return []
+    try:
+        entries = path.read_text().split()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} cannot be read: {exc}") from None
+    return [check_name("version", entry, source=path) for entry in entries]
 
 
 def _write_history(model_dir: Path, versions: list[str]) -> None:
