@@ -99,6 +99,8 @@ def _load_backbone(directory: Path, dtype: torch.dtype) -> PreTrainedModel:
         backbone, info = AutoModel.from_pretrained(
             str(directory),
             dtype=dtype,
+            # PyTorch's fused scaled-dot-product attention (flash / memory-efficient kernels on a GPU).
+            attn_implementation="sdpa",
             # Never a pickle, never the Hub, never code shipped inside the checkpoint.
             use_safetensors=True,
             local_files_only=True,

@@ -10,12 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from transformers import AutoTokenizer
 
 from prodcat.errors import CheckpointError
 from prodcat.model.checkpoint import GOLDEN_FILE, resolve, verify
 from prodcat.model.classifier import ProductClassifier
 from prodcat.model.runtime import TorchModel, pick_device, serving_dtype
+from prodcat.model.tokenizer import load_tokenizer
 
 
 def load_model(
@@ -24,13 +24,10 @@ def load_model(
     """A checked, warmed model; CheckpointError (one line) for anything the gate refuses."""
     checkpoint = verify(resolve(location, model_name))
     torch_device = pick_device(device)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(checkpoint.directory))
-        network = ProductClassifier.load(
-            checkpoint.directory, dtype=serving_dtype(torch_device), device=torch_device
-        )
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise CheckpointError(f"checkpoint {checkpoint.directory} does not load: {exc}") from None
+    tokenizer = load_tokenizer(checkpoint)
+    network = ProductClassifier.load(
+        checkpoint.directory, dtype=serving_dtype(torch_device), device=torch_device
+    )
     if network.head.out_features != len(checkpoint.manifest.labels):
         raise CheckpointError(
             f"checkpoint {checkpoint.directory}: head has {network.head.out_features} outputs "

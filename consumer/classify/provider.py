@@ -19,8 +19,8 @@ from typing import Protocol
 
 import structlog
 
-from prodcat.errors import CheckpointError, ProdcatError
-from prodcat.model.checkpoint import resolve
+from prodcat.errors import ProdcatError
+from prodcat.model.checkpoint import check_same_labels, resolve
 from prodcat.model.loading import load_model
 from prodcat.model.runtime import ServingModel, TorchModel
 
@@ -81,6 +81,7 @@ class ModelProvider:
         self._clock = clock
         self._next_check = clock() + interval_s
         self._refused: set[Path] = set()
+        self._pointer_refusal: str | None = None
         self._lock = threading.Lock()
         self._ready: TorchModel | None = None
         self._loading: threading.Thread | None = None
@@ -129,9 +130,15 @@ class ModelProvider:
         try:
             target = resolve(self._location, self._model_name)
         except ProdcatError as exc:
-            # A pointer mid-edit by hand, or a model folder removed: keep serving, look again later.
-            log.warning("reload_pointer_unreadable", error=str(exc))
+            # A pointer mid-edit, removed, or naming something outside the model folder: keep
+            # serving, refuse it once, look again later.
+            message = str(exc)
+            if message != self._pointer_refusal:
+                self._pointer_refusal = message
+                self._on_result("refused")
+                log.error("reload_refused", serving=self._model.version, error=message)
             return None
+        self._pointer_refusal = None
         if target == self._model.checkpoint.directory or target in self._refused:
             return None
         log.info("reload_started", checkpoint=str(target))
@@ -142,11 +149,7 @@ class ModelProvider:
     def _load(self, target: Path) -> None:
         try:
             model = load_model(target, device=self._device, min_agreement=self._min_agreement)
-            if model.labels != self._model.labels:
-                raise CheckpointError(
-                    f"its labels {list(model.labels)} differ from the serving model's "
-                    f"{list(self._model.labels)}; a label change needs a deliberate restart"
-                )
+            check_same_labels(self._model.checkpoint.manifest, model.checkpoint.manifest)
         except Exception as exc:
             # The thread's boundary: whatever went wrong, the service keeps its current model.
             self._refused.add(target)
