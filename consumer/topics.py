@@ -79,6 +79,8 @@ def _create(
         raise BrokerError(
             f"cannot reach Kafka at {config.get('bootstrap.servers')}: {exc.args[0].str()}"
         ) from None
+    # Listing first: with ACLs, asking to create a topic that exists can fail on authorization
+    # (for a client allowed to use but not to create it) instead of answering "already exists".
     wanted = [NewTopic(name, n, replication) for name, n in topics.items() if name not in existing]
     if not wanted:
         return []
