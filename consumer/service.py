@@ -35,13 +35,15 @@ from prodcat.consumer.classify.device import Completion, DeviceBatch, DeviceWork
 from prodcat.consumer.classify.provider import ModelSource
 from prodcat.consumer.config import ConsumerSettings
 from prodcat.consumer.delivery import Delivery
+from prodcat.consumer.health import Readiness
 from prodcat.consumer.metrics import Metrics
 from prodcat.consumer.offsets import PartitionOffsets, TopicPartitionKey
 from prodcat.consumer.outputs import dead_letter, enriched_value
 from prodcat.consumer.parse import Rejection, parse_event
 from prodcat.consumer.sink import Headers, KafkaSink
 from prodcat.consumer.source import KafkaSource
-from prodcat.errors import ConfigError, DeliveryError, InferenceUnavailable
+from prodcat.consumer.topics import create_topics, wait_for_topics
+from prodcat.errors import BrokerError, ConfigError, DeliveryError, InferenceUnavailable
 from prodcat.model.runtime import ServingModel
 from prodcat.schemas.events import ErrorKind
 
@@ -51,6 +53,8 @@ IDLE_POLL_S = 0.1
 # While batches are on the device the loop comes round at least this often to collect them.
 BUSY_POLL_S = 0.001
 LAG_EVERY_S = 5.0
+# How often start-up says, in the log, that it is still waiting for its topics.
+WAITING_LOG_EVERY_S = 30.0
 ENRICHED = "enriched"
 # Records polled but not yet acknowledged, in windows: one gathering, one cut, one in flight.
 UNACKNOWLEDGED_WINDOWS = 3
@@ -137,6 +141,7 @@ class CategorizerService:
         models: ModelSource,
         *,
         metrics: Metrics | None = None,
+        readiness: Readiness | None = None,
         member_index: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -151,6 +156,9 @@ class CategorizerService:
         self._clock = clock
         self.metrics = metrics or Metrics()
         self.metrics.set_model(name=self._model.model_name, version=self._model.version)
+        self.readiness = readiness or Readiness()
+        self.readiness.model_loaded = True
+        self._joined = False
         self._stop = threading.Event()
         self._failing = False
         self._failed_in_a_row = 0
@@ -206,6 +214,7 @@ class CategorizerService:
             delivery=self._settings.delivery,
         )
         try:
+            self._await_topics()
             self._delivery.start()
             self._source.start()
             while not self._stop.is_set():
@@ -236,6 +245,39 @@ class CategorizerService:
             **{f.name: getattr(summary, f.name) for f in RunSummary.__dataclass_fields__.values()},
         )
         return summary
+
+    def _await_topics(self) -> None:
+        """Until the three topics exist (creating them first when asked to), or until stopped."""
+        settings = self._settings
+        topics = [settings.input_topic, settings.output_topic, settings.dead_letter_topic]
+        config = kafka_client_config(settings)
+        next_log = [0.0]
+
+        def waiting(missing: list[str]) -> None:
+            self.readiness.waiting_for = "topics " + ", ".join(missing)
+            if time.monotonic() >= next_log[0]:
+                next_log[0] = time.monotonic() + WAITING_LOG_EVERY_S
+                log.warning("waiting_for_topics", missing=missing, create=settings.create_topics)
+
+        while settings.create_topics and not self._stop.is_set():
+            try:
+                created = create_topics(
+                    config,
+                    topics,
+                    partitions=settings.topic_partitions,
+                    replication=settings.topic_replication,
+                )
+            except BrokerError as exc:
+                waiting(topics)
+                log.debug("create_topics_failed", error=str(exc))
+                self._stop.wait(2.0)
+                continue
+            if created:
+                log.info("topics_created", topics=created, partitions=settings.topic_partitions)
+            break
+        if wait_for_topics(config, topics, stop=self._stop, on_wait=waiting):
+            self.readiness.waiting_for = None
+            self.readiness.broker_reachable = True
 
     def _accounted(self) -> int:
         return sum(self._delivery.acknowledged.values())
@@ -516,7 +558,14 @@ class CategorizerService:
             self._delivery.sink.poll(0)
 
     def _on_assign(self, partitions: set[TopicPartitionKey]) -> None:
-        self.metrics.loop_alive(len(self._source.assigned))
+        self._joined = True
+        self.readiness.broker_reachable = True
+        self._partitions_changed()
+
+    def _partitions_changed(self) -> None:
+        assigned = len(self._source.assigned)
+        self.readiness.assigned_partitions = assigned
+        self.readiness.group_idle = self._joined and assigned == 0
 
     def _on_revoke(self, partitions: set[TopicPartitionKey]) -> None:
         if self._failing:
@@ -528,11 +577,13 @@ class CategorizerService:
         self._handle_refusals()
         for tp in partitions:
             self._order.pop(tp, None)
+        self._partitions_changed()
 
     def _on_lost(self, partitions: set[TopicPartitionKey]) -> None:
         # Their outputs may still be produced (a duplicate the new owner also makes), never committed.
         for tp in partitions:
             self._order.pop(tp, None)
+        self._partitions_changed()
         self._delivery.lose(partitions)
 
     def _report(self) -> None:

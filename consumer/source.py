@@ -89,14 +89,14 @@ class KafkaSource:
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = _keys(partitions)
         log.info("partitions_revoked", partitions=sorted(keys))
-        self._on_revoke(keys)
         self.assigned -= keys
+        self._on_revoke(keys)
 
     def _lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = _keys(partitions)
         log.warning("partitions_lost", partitions=sorted(keys))
-        self._on_lost(keys)
         self.assigned -= keys
+        self._on_lost(keys)
 
     @property
     def consumer(self) -> Consumer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +21,29 @@ def _settings(args: argparse.Namespace) -> ConsumerSettings:
 
 def cmd_consume(args: argparse.Namespace) -> int:
     from prodcat.consumer.classify.provider import ModelProvider
+    from prodcat.consumer.health import Readiness, serve_health
     from prodcat.consumer.metrics import Metrics
     from prodcat.consumer.service import CategorizerService
 
     settings = _settings(args)
-    metrics = Metrics()
-    provider = ModelProvider.open(
-        settings.registry,
-        model_name=settings.model_name,
-        device=settings.device,
-        interval_s=settings.reload_interval_s,
-        min_agreement=settings.min_golden_agreement,
-        on_result=metrics.reload,
-    )
-    service = CategorizerService(settings, provider, metrics=metrics)
-    install_stop_signals(service.stop)
-    summary = service.run(until_records=args.until_records)
+    metrics, readiness = Metrics(), Readiness()
+    # Probes answer from process start: alive while the model loads, ready only once consuming.
+    with ExitStack() as stack:
+        if settings.metrics_port is not None:
+            stack.enter_context(
+                serve_health(metrics, readiness, settings.metrics_port, stall_after_s=settings.health_stall_s)
+            )
+        provider = ModelProvider.open(
+            settings.registry,
+            model_name=settings.model_name,
+            device=settings.device,
+            interval_s=settings.reload_interval_s,
+            min_agreement=settings.min_golden_agreement,
+            on_result=metrics.reload,
+        )
+        service = CategorizerService(settings, provider, metrics=metrics, readiness=readiness)
+        install_stop_signals(service.stop)
+        summary = service.run(until_records=args.until_records)
     print(
         f"consumed {summary.consumed}, enriched {summary.enriched}, "
         f"dead-lettered {summary.dead_lettered} in {summary.seconds:.1f}s"
