@@ -13,8 +13,9 @@ import orjson
 from prodcat.broker import EmbeddedBroker
 from prodcat.cli_env import kafka_bootstrap_from_env
 from prodcat.consumer.classify.runtime import Classifier
+from prodcat.consumer.client_config import kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
-from prodcat.consumer.service import CategorizerService, RunSummary, kafka_client_config
+from prodcat.consumer.service import CategorizerService, RunSummary
 from prodcat.consumer.source import read_topic
 from prodcat.produce import produce_values
 from prodcat.scratch import scratch_settings

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from prodcat.consumer.classify.runtime import Classifier
-from prodcat.consumer.service import kafka_client_config
+from prodcat.consumer.client_config import kafka_client_config
 from prodcat.consumer.source import read_topic
 from prodcat.errors import InferenceUnavailable
 from prodcat.produce import produce_values
