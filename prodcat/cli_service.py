@@ -76,11 +76,11 @@ def cmd_consume(args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.shutdown()
-    _print_run_summary(summary, as_json=args.json)
+    print_run_summary(summary, as_json=args.json)
     return 0
 
 
-def _print_run_summary(summary: RunSummary, *, as_json: bool) -> None:
+def print_run_summary(summary: RunSummary, *, as_json: bool) -> None:
     # Measured as a difference of two clock reads, an idle run's time can come out as -0.0.
     seconds = max(0.0, summary.seconds)
     if as_json:
