@@ -14,6 +14,7 @@ import structlog
 from prodcat.cli import main
 from prodcat.cli_service import print_run_summary
 from prodcat.consumer.service import RunSummary
+from prodcat.scratch import scratch_settings
 
 
 @pytest.fixture(autouse=True)
@@ -266,3 +267,30 @@ def test_evaluate_as_json_reports_the_headline_scores(
     summary = orjson.loads(out)
     assert code == 0
     assert summary["examples"] == 24 and 0 <= summary["accuracy"] <= 1
+
+
+def test_replay_as_json_reports_the_counts_by_kind(
+    capsys: pytest.CaptureFixture[str], kafka_bootstrap: str
+) -> None:
+    settings = scratch_settings(kafka_bootstrap, "replay-json")
+    code, out, _ = run_cli(
+        capsys,
+        "dead-letters",
+        "replay",
+        "--bootstrap-servers",
+        kafka_bootstrap,
+        "--dead-letter-topic",
+        settings.dead_letter_topic,
+        "--group-id",
+        settings.group_id,
+        "--session-timeout-ms",
+        "6000",
+        "--heartbeat-interval-ms",
+        "500",
+        "--idle-s",
+        "1",
+        "--dry-run",
+        "--json",
+    )
+    assert code == 0
+    assert orjson.loads(out) == {"dry_run": True, "replayed": {}, "skipped": {}, "unreadable": 0}
