@@ -1,7 +1,7 @@
 """Structured logs: JSON lines when not on a terminal, readable key=value when on one.
 
-Python `logging` records (transformers, urllib3, `warnings`) are rendered by the same
-processors, so off a terminal every line on stderr is one JSON object.
+Python `logging` records (transformers, urllib3, `warnings`) go through the same
+processors, so off a terminal they too are one JSON object per line.
 """
 
 from __future__ import annotations
