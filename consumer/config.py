@@ -2,31 +2,51 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AfterValidator, AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from prodcat.consumer.batcher import BatchLimits
 
+# Kafka's own rule (kafka.common.internals.Topic): these characters, at most 249 of them.
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+
+def _legal_topic(name: str) -> str:
+    if not _TOPIC_NAME.fullmatch(name) or name in (".", ".."):
+        raise ValueError(
+            f"{name!r} is not a legal Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -, and not '.' or '..')"
+        )
+    return name
+
+
+TopicName = Annotated[str, AfterValidator(_legal_topic)]
+
+# librdkafka's allowed range for session.timeout.ms and heartbeat.interval.ms; brokers by
+# default accept sessions of 6 s to 5 min (group.min/max.session.timeout.ms).
+_MAX_GROUP_TIMEOUT_MS = 3_600_000
+_DAY_S = 86_400.0
+
 
 class ConsumerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PRODCAT_", frozen=True, extra="forbid")
+    # Every float also has bounds; allow_inf_nan=False makes the refusal say "finite".
+    model_config = SettingsConfigDict(env_prefix="PRODCAT_", frozen=True, extra="forbid", allow_inf_nan=False)
 
     bootstrap_servers: str = Field(
         default="localhost:9092",
         validation_alias=AliasChoices(
             "bootstrap_servers", "PRODCAT_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"
         ),
+        min_length=1,
         description="Kafka bootstrap servers (host:port,...).",
     )
-    input_topic: str = Field(default="products.raw", min_length=1, description="Topic of raw product events.")
-    output_topic: str = Field(
-        default="products.categorized", min_length=1, description="Topic for enriched events."
-    )
-    dead_letter_topic: str = Field(
-        default="products.dead-letter", min_length=1, description="Topic for events that cannot be processed."
+    input_topic: TopicName = Field(default="products.raw", description="Topic of raw product events.")
+    output_topic: TopicName = Field(default="products.categorized", description="Topic for enriched events.")
+    dead_letter_topic: TopicName = Field(
+        default="products.dead-letter", description="Topic for events that cannot be processed."
     )
     group_id: str = Field(default="prodcat-categorizer", min_length=1, description="Kafka consumer group.")
     registry: Path = Field(
@@ -41,10 +61,15 @@ class ConsumerSettings(BaseSettings):
     )
     max_batch_size: int = Field(default=64, ge=1, le=4096, description="Most titles in one forward pass.")
     max_batch_tokens: int = Field(
-        default=16384, ge=16, description="Most padded tokens (longest title x rows) in one forward pass."
+        default=16384,
+        ge=16,
+        le=1_048_576,
+        description="Most padded tokens (longest title x rows) in one forward pass.",
     )
-    max_wait_ms: float = Field(default=20.0, ge=0, description="Longest a title waits for its batch to fill.")
-    top_k: int = Field(default=3, ge=1, description="Scores kept per enriched event.")
+    max_wait_ms: float = Field(
+        default=20.0, ge=0, le=60_000, description="Longest a title waits for its batch to fill."
+    )
+    top_k: int = Field(default=3, ge=1, le=1000, description="Scores kept per enriched event.")
     window_size: int = Field(
         default=1024,
         ge=1,
@@ -82,13 +107,20 @@ class ConsumerSettings(BaseSettings):
     topic_replication: int = Field(
         default=1, ge=1, le=32, description="Replication factor of topics made by --create-topics."
     )
-    session_timeout_ms: int = Field(default=10_000, ge=1000, description="Kafka group session timeout.")
-    heartbeat_interval_ms: int = Field(default=1000, ge=100, description="Kafka group heartbeat interval.")
+    session_timeout_ms: int = Field(
+        default=10_000, ge=1000, le=_MAX_GROUP_TIMEOUT_MS, description="Kafka group session timeout."
+    )
+    heartbeat_interval_ms: int = Field(
+        default=1000,
+        ge=100,
+        le=_MAX_GROUP_TIMEOUT_MS,
+        description="Kafka group heartbeat interval; must be shorter than the session timeout.",
+    )
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         default="earliest", description="Where a new group starts reading."
     )
     shutdown_timeout_s: float = Field(
-        default=30.0, gt=0, description="Longest wait for acknowledgements when draining."
+        default=30.0, gt=0, le=3600, description="Longest wait for acknowledgements when draining."
     )
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (off when unset)."
@@ -96,6 +128,7 @@ class ConsumerSettings(BaseSettings):
     reload_interval_s: float = Field(
         default=10.0,
         ge=0,
+        le=_DAY_S,
         description="How often the registry's CURRENT pointer is re-read; a newly promoted "
         "checkpoint is loaded and swapped in without stopping (0 turns hot reload off).",
     )
@@ -109,12 +142,14 @@ class ConsumerSettings(BaseSettings):
     max_failed_in_a_row: int = Field(
         default=16,
         ge=1,
+        le=1_000_000,
         description="Titles that fail on their own with no success between before the service "
         "stops as broken, leaving them uncommitted, instead of dead-lettering the stream.",
     )
     health_stall_s: float = Field(
         default=120.0,
         gt=0,
+        le=_DAY_S,
         description="GET /healthz on the metrics port answers 503 once the main loop has not "
         "come round for this long.",
     )
@@ -128,6 +163,15 @@ class ConsumerSettings(BaseSettings):
         topics = {self.input_topic, self.output_topic, self.dead_letter_topic}
         if len(topics) != 3:
             raise ValueError("input, output and dead-letter topics must all differ")
+        return self
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> ConsumerSettings:
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError(
+                f"heartbeat_interval_ms ({self.heartbeat_interval_ms}) must be shorter than "
+                f"session_timeout_ms ({self.session_timeout_ms})"
+            )
         return self
 
     @property

@@ -27,10 +27,10 @@ import structlog
 from confluent_kafka import Message
 from pydantic import ValidationError
 
+from prodcat.consumer.client_config import group_consumer_config, kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
 from prodcat.consumer.delivery import Delivery
 from prodcat.consumer.offsets import PartitionOffsets, TopicPartitionKey
-from prodcat.consumer.service import group_consumer_config, kafka_client_config
 from prodcat.consumer.sink import KafkaSink
 from prodcat.consumer.source import KafkaSource
 from prodcat.errors import BrokerError

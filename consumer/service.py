@@ -33,6 +33,7 @@ from confluent_kafka import KafkaError, Message
 from prodcat.consumer.batcher import Batch, LengthGrouper
 from prodcat.consumer.classify.device import Completion, DeviceBatch, DeviceWorker
 from prodcat.consumer.classify.provider import ModelSource
+from prodcat.consumer.client_config import BrokerHealth, group_consumer_config, kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
 from prodcat.consumer.delivery import Delivery
 from prodcat.consumer.health import Readiness
@@ -117,23 +118,6 @@ class RunSummary:
         return self.consumed / self.seconds if self.seconds > 0 else 0.0
 
 
-def kafka_client_config(settings: ConsumerSettings) -> dict[str, object]:
-    return {"bootstrap.servers": settings.bootstrap_servers, **settings.kafka}
-
-
-def group_consumer_config(
-    settings: ConsumerSettings, *, group_id: str, auto_offset_reset: str
-) -> dict[str, object]:
-    """A consumer-group member's configuration: the client settings plus group membership."""
-    return {
-        **kafka_client_config(settings),
-        "group.id": group_id,
-        "auto.offset.reset": auto_offset_reset,
-        "session.timeout.ms": settings.session_timeout_ms,
-        "heartbeat.interval.ms": settings.heartbeat_interval_ms,
-    }
-
-
 class CategorizerService:
     def __init__(
         self,
@@ -157,6 +141,7 @@ class CategorizerService:
         self.metrics = metrics or Metrics()
         self.metrics.set_model(name=self._model.model_name, version=self._model.version)
         self.readiness = readiness or Readiness()
+        self.broker = BrokerHealth()
         self.readiness.model_loaded = True
         self._joined = False
         self._stop = threading.Event()
@@ -173,7 +158,7 @@ class CategorizerService:
         self._worker: DeviceWorker[Item] = DeviceWorker(top_k=settings.top_k)
         exactly_once = settings.delivery == "exactly-once"
         sink = KafkaSink(
-            kafka_client_config(settings),
+            kafka_client_config(settings, health=self.broker),
             transactional_id=(settings.transactional_id or "") + (f".{member_index}" if member_index else "")
             if exactly_once
             else None,
@@ -181,7 +166,10 @@ class CategorizerService:
         )
         self._source = KafkaSource(
             group_consumer_config(
-                settings, group_id=settings.group_id, auto_offset_reset=settings.auto_offset_reset
+                settings,
+                group_id=settings.group_id,
+                auto_offset_reset=settings.auto_offset_reset,
+                health=self.broker,
             ),
             [settings.input_topic],
             on_assign=self._on_assign,
@@ -250,7 +238,7 @@ class CategorizerService:
         """Until the three topics exist (creating them first when asked to), or until stopped."""
         settings = self._settings
         topics = [settings.input_topic, settings.output_topic, settings.dead_letter_topic]
-        config = kafka_client_config(settings)
+        config = kafka_client_config(settings, health=self.broker)
         next_log = [0.0]
 
         def waiting(missing: list[str]) -> None:
@@ -277,7 +265,7 @@ class CategorizerService:
             break
         if wait_for_topics(config, topics, stop=self._stop, on_wait=waiting):
             self.readiness.waiting_for = None
-            self.readiness.broker_reachable = True
+            self.broker.mark_reachable()
 
     def _accounted(self) -> int:
         return sum(self._delivery.acknowledged.values())
@@ -300,6 +288,7 @@ class CategorizerService:
                 timeout = IDLE_POLL_S if due is None else min(IDLE_POLL_S, due)
             messages = self._source.poll(min(room, self._settings.max_batch_size * 8), timeout)
             if messages:
+                self.broker.mark_reachable()
                 self._accept(messages)
                 self._dispatch()
         self._delivery.service()
@@ -559,7 +548,7 @@ class CategorizerService:
 
     def _on_assign(self, partitions: set[TopicPartitionKey]) -> None:
         self._joined = True
-        self.readiness.broker_reachable = True
+        self.broker.mark_reachable()
         self._partitions_changed()
 
     def _partitions_changed(self) -> None:
@@ -600,6 +589,7 @@ class CategorizerService:
                 else:
                     metrics.dead_lettered(kind, new)
         metrics.loop_alive(len(self._source.assigned))
+        self.readiness.broker_reachable = self.broker.reachable
         now = self._clock()
         if now >= self._next_lag:
             self._next_lag = now + LAG_EVERY_S

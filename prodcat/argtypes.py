@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import typing
 from pathlib import Path
 from typing import TypeVar
@@ -43,7 +44,9 @@ def positive(value: str, kind: type[Number]) -> Number:
     try:
         number = kind(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a {kind.__name__}: {value!r}") from None
+        raise argparse.ArgumentTypeError(f"not a number of type {kind.__name__}: {value!r}") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"must be finite, got {number}")
     if number <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {number}")
     return number
@@ -56,3 +59,14 @@ def base_model_arg(value: str) -> str:
     if looks_like_path and not (path.expanduser() / "config.json").is_file():
         raise argparse.ArgumentTypeError(f"{value} is not a model directory (no config.json)")
     return str(path.expanduser()) if looks_like_path else value
+
+
+def fraction(value: str) -> float:
+    """A share in [0, 1)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0 <= number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {number}")
+    return number

@@ -6,17 +6,51 @@ import argparse
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prodcat.argtypes import OneLineParser, existing_file, positive_float, positive_int
+from prodcat.cli_output import print_json
+from prodcat.consumer.client_config import group_consumer_config, kafka_client_config, validate_client_config
 from prodcat.consumer.config import ConsumerSettings
+from prodcat.errors import ConfigError
 from prodcat.flags import add_settings_flags, settings_overrides
 from prodcat.schemas.events import ErrorKind
 from prodcat.signals import install_stop_signals
 
+if TYPE_CHECKING:
+    from prodcat.consumer.service import RunSummary
+
+
+# The settings each command reads; consume reads them all.
+PRODUCE_SETTINGS = ("bootstrap_servers", "input_topic", "kafka")
+REPLAY_SETTINGS = (
+    "bootstrap_servers",
+    "dead_letter_topic",
+    "group_id",
+    "kafka",
+    "session_timeout_ms",
+    "heartbeat_interval_ms",
+    "shutdown_timeout_s",
+)
+
 
 def _settings(args: argparse.Namespace) -> ConsumerSettings:
-    return ConsumerSettings(**settings_overrides(args, ConsumerSettings))
+    """The settings, with librdkafka's verdict on the Kafka properties before any work starts."""
+    settings = ConsumerSettings(**settings_overrides(args, ConsumerSettings))
+    group = group_consumer_config(
+        settings, group_id=settings.group_id, auto_offset_reset=settings.auto_offset_reset
+    )
+    try:
+        validate_client_config(kafka_client_config(settings))
+        validate_client_config(group)
+    except ConfigError as exc:
+        # A bad --kafka property is a bad setting like any other: exit code 2, not 1.
+        raise ValueError(str(exc)) from None
+    return settings
+
+
+def _add_json_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--json", action="store_true", help=f"print {what} as one JSON object on stdout")
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
@@ -44,11 +78,26 @@ def cmd_consume(args: argparse.Namespace) -> int:
         service = CategorizerService(settings, provider, metrics=metrics, readiness=readiness)
         install_stop_signals(service.stop)
         summary = service.run(until_records=args.until_records)
+    print_run_summary(summary, as_json=args.json)
+    return 0
+
+
+def print_run_summary(summary: RunSummary, *, as_json: bool) -> None:
+    seconds = summary.seconds
+    if as_json:
+        print_json(
+            {
+                "consumed": summary.consumed,
+                "enriched": summary.enriched,
+                "dead_lettered": summary.dead_lettered,
+                "seconds": seconds,
+            }
+        )
+        return
     print(
         f"consumed {summary.consumed}, enriched {summary.enriched}, "
-        f"dead-lettered {summary.dead_lettered} in {summary.seconds:.1f}s"
+        f"dead-lettered {summary.dead_lettered} in {seconds:.1f}s"
     )
-    return 0
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
@@ -66,6 +115,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     settings = _settings(args)
     kinds = frozenset(args.kind or [ErrorKind.INFERENCE_FAILED])
     summary = replay_dead_letters(settings, kinds, idle_s=args.idle_s, dry_run=args.dry_run)
+    if args.json:
+        print_json(
+            {
+                "dry_run": args.dry_run,
+                "replayed": dict(summary.replayed),
+                "skipped": dict(summary.skipped),
+                "unreadable": summary.unreadable,
+            }
+        )
+        return 0
     verb = "would replay" if args.dry_run else "replayed"
     print(
         f"{verb} {summary.replayed.total()} ({_by_kind(summary.replayed)}); skipped "
@@ -119,6 +178,7 @@ def register(commands: Any) -> None:
     consume.add_argument(
         "--until-records", type=positive_int, default=None, help="stop after this many records are done"
     )
+    _add_json_flag(consume, "the run's counts, on exit,")
     add_settings_flags(consume, ConsumerSettings)
     consume.set_defaults(handler=cmd_consume)
 
@@ -126,7 +186,7 @@ def register(commands: Any) -> None:
         "produce", help="produce raw events from a JSON-lines file (key = each event's id)"
     )
     produce.add_argument("file", type=existing_file, help="one JSON event per line")
-    add_settings_flags(produce, ConsumerSettings)
+    add_settings_flags(produce, ConsumerSettings, only=PRODUCE_SETTINGS)
     produce.set_defaults(handler=cmd_produce)
 
     dead_letters = commands.add_parser("dead-letters", help="act on the dead-letter topic").add_subparsers(
@@ -153,5 +213,6 @@ def register(commands: Any) -> None:
         "--idle-s", type=positive_float, default=5.0, help="stop after this long with no new dead letter"
     )
     replay.add_argument("--dry-run", action="store_true", help="count what would be replayed; send nothing")
-    add_settings_flags(replay, ConsumerSettings)
+    _add_json_flag(replay, "the counts by kind")
+    add_settings_flags(replay, ConsumerSettings, only=REPLAY_SETTINGS)
     replay.set_defaults(handler=cmd_replay)

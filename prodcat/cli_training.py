@@ -11,9 +11,12 @@ from prodcat.argtypes import (
     base_model_arg,
     existing_file,
     existing_path,
+    fraction,
     positive_float,
     positive_int,
 )
+from prodcat.cli_output import print_json
+from prodcat.flags import add_env_defaults
 from prodcat.schemas.labels import DEFAULT_CATEGORIES
 
 
@@ -114,6 +117,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         batch_size=args.batch_size,
     )
+    if args.json:
+        print_json(
+            {
+                "model_name": report.model_name,
+                "version": report.version,
+                "examples": report.examples,
+                "accuracy": report.accuracy,
+                "macro_f1": report.macro_f1,
+                "expected_calibration_error": report.expected_calibration_error,
+                "report": str(args.out / REPORT_MD),
+            }
+        )
+        return 0
     print(
         f"{report.model_name} {report.version} on {report.examples} examples: "
         f"accuracy {report.accuracy:.4f}, macro-F1 {report.macro_f1:.4f}, "
@@ -128,8 +144,21 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
 
     model_dir = args.registry / args.model_name
     current = read_current(model_dir)
-    for version in sorted(p.name for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        manifest = load_manifest(model_dir / version)
+    versions = sorted(p.name for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    manifests = {version: load_manifest(model_dir / version) for version in versions}
+    if args.json:
+        print_json(
+            {
+                "model_name": args.model_name,
+                "current": current,
+                "versions": [
+                    {"version": version, "base_model": manifest.base_model, "metrics": manifest.metrics}
+                    for version, manifest in manifests.items()
+                ],
+            }
+        )
+        return 0
+    for version, manifest in manifests.items():
         metrics = " ".join(f"{k}={v:.3f}" for k, v in sorted(manifest.metrics.items()))
         print(f"{'*' if version == current else ' '} {version}  {manifest.base_model}  {metrics}")
     return 0
@@ -216,8 +245,8 @@ def register(commands: Any) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--instruction", default=None, help="prefix prepended to every title")
     train.add_argument("--categories", default=",".join(DEFAULT_CATEGORIES), help="comma-separated labels")
-    train.add_argument("--lora-dropout", type=float, default=0.05)
-    train.add_argument("--warmup-fraction", type=float, default=0.06, help="share of steps warming up")
+    train.add_argument("--lora-dropout", type=fraction, default=0.05)
+    train.add_argument("--warmup-fraction", type=fraction, default=0.06, help="share of steps warming up")
     train.add_argument(
         "--validation-fraction", type=positive_float, default=0.15, help="held out from a JSONL file"
     )
@@ -279,12 +308,14 @@ def register(commands: Any) -> None:
     evaluate.add_argument("--model-name", default=None, help="needed when the registry holds several models")
     evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     evaluate.add_argument("--batch-size", type=positive_int, default=64)
+    evaluate.add_argument("--json", action="store_true", help="print the headline scores as one JSON object")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     registry = commands.add_parser("registry", help="inspect and move the CURRENT pointer").add_subparsers(
         dest="registry_command", required=True, metavar="ACTION", parser_class=OneLineParser
     )
     listing = registry.add_parser("list", help="versions, CURRENT marked with *")
+    listing.add_argument("--json", action="store_true", help="print the versions as one JSON object")
     promote = registry.add_parser("promote", help="point CURRENT at a version")
     promote.add_argument("version")
     back = registry.add_parser("rollback", help="point CURRENT back at the version live before it")
@@ -296,3 +327,5 @@ def register(commands: Any) -> None:
         sub.add_argument("--registry", type=Path, default=Path("registry"))
         sub.add_argument("--model-name", default="product-categorizer")
         sub.set_defaults(handler=handler)
+    for command in (tiny, sample, build, train, evaluate, listing, promote, back):
+        add_env_defaults(command)

@@ -13,8 +13,9 @@ import orjson
 from prodcat.broker import EmbeddedBroker
 from prodcat.cli_env import kafka_bootstrap_from_env
 from prodcat.consumer.classify.provider import FixedModel
+from prodcat.consumer.client_config import kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
-from prodcat.consumer.service import CategorizerService, RunSummary, kafka_client_config
+from prodcat.consumer.service import CategorizerService, RunSummary
 from prodcat.consumer.source import read_topic
 from prodcat.model.loading import load_model
 from prodcat.model.runtime import ServingModel

@@ -6,8 +6,10 @@ Precedence: a flag given on the command line, then `PRODCAT_*` environment varia
 from __future__ import annotations
 
 import argparse
+import os
 import types
 import typing
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +38,18 @@ def _env_names(prefix: str, name: str, field: FieldInfo) -> str:
     return f"{prefix}{name.upper()}"
 
 
-def add_settings_flags(parser: argparse.ArgumentParser, settings: type[BaseSettings]) -> None:
+def add_settings_flags(
+    parser: argparse.ArgumentParser, settings: type[BaseSettings], *, only: Collection[str] | None = None
+) -> None:
+    """A flag for each field of `settings`, or for those named in `only` (the ones a command uses)."""
+    unknown = set(only or ()) - set(settings.model_fields)
+    if unknown:
+        raise TypeError(f"{settings.__name__} has no fields {sorted(unknown)}")
     prefix = settings.model_config.get("env_prefix", "")
     group = parser.add_argument_group("service settings (each also read from its environment variable)")
     for name, field in settings.model_fields.items():
+        if only is not None and name not in only:
+            continue
         flag = "--" + name.replace("_", "-")
         env = _env_names(prefix, name, field)
         if typing.get_origin(field.annotation) is dict:
@@ -87,3 +97,72 @@ def settings_overrides(args: argparse.Namespace, settings: type[BaseSettings]) -
             value = {key: val for key, _, val in pairs}
         overrides[name] = value
     return overrides
+
+
+class _EnvValue(str):
+    """A default read from an environment variable, so a bad one is reported by its name."""
+
+    __slots__ = ("env",)
+    env: str
+
+    def __new__(cls, value: str, env: str) -> _EnvValue:
+        made = super().__new__(cls, value)
+        made.env = env
+        return made
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _env_bool(value: str) -> bool:
+    if value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise argparse.ArgumentTypeError(f"not a boolean: {value!r} (1/0, true/false, yes/no, on/off)")
+
+
+def _checked(action: argparse.Action) -> Any:
+    """The action's type, with the choices and the variable's name checked for values from the environment."""
+    convert = action.type or str
+
+    def from_env(value: str) -> Any:
+        if not isinstance(value, _EnvValue):
+            return convert(value)  # type: ignore[operator]
+        try:
+            result = convert(value)  # type: ignore[operator]
+        except (argparse.ArgumentTypeError, TypeError, ValueError) as exc:
+            detail = str(exc) if isinstance(exc, argparse.ArgumentTypeError) else f"invalid value {value!r}"
+            raise argparse.ArgumentTypeError(f"from {value.env}: {detail}") from None
+        if action.choices is not None and result not in action.choices:
+            choices = ", ".join(map(str, action.choices))
+            raise argparse.ArgumentTypeError(f"from {value.env}: {value!r} is not one of {choices}")
+        return result
+
+    from_env.__name__ = getattr(convert, "__name__", "value")
+    return from_env
+
+
+def add_env_defaults(parser: argparse.ArgumentParser, prefix: str = "PRODCAT_") -> None:
+    """Each option of `parser` also reads `<prefix><OPTION>` (e.g. --batch-size: PRODCAT_BATCH_SIZE).
+
+    Precedence as for the service settings: the flag, then the variable, then the default.
+    The variable is converted and checked when the command is parsed, like the flag would be.
+    """
+    # argparse offers no public list of a parser's actions or exclusive groups.
+    for action in parser._actions:
+        if not action.option_strings or action.dest in (argparse.SUPPRESS, "help"):
+            continue
+        env = prefix + action.dest.upper()
+        action.help = f"{action.help} (env: {env})" if action.help else f"env: {env}"
+        value = os.environ.get(env)
+        if value is None:
+            continue
+        if action.nargs == 0:
+            # A switch takes no value, so argparse converts its string default with the type only.
+            action.type = _env_bool
+        action.type = _checked(action)
+        action.default = _EnvValue(value, env)
+        action.required = False
+        for group in parser._mutually_exclusive_groups:
+            if action in group._group_actions:
+                group.required = False

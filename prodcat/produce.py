@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 from confluent_kafka import KafkaError, Message
 
+from prodcat.consumer.client_config import kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
-from prodcat.consumer.service import kafka_client_config
 from prodcat.consumer.sink import KafkaSink
 from prodcat.errors import DeliveryError
 

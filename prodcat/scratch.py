@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from prodcat.consumer.client_config import kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
-from prodcat.consumer.service import kafka_client_config
 from prodcat.consumer.topics import ensure_topics
 
 

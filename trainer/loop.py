@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from prodcat.errors import ConfigError
@@ -35,6 +34,7 @@ from prodcat.trainer.checkpointing import (
 )
 from prodcat.trainer.device import autocast, autocast_dtype
 from prodcat.trainer.evaluate import evaluate
+from prodcat.trainer.progress import Progress, progress
 from prodcat.trainer.records import LabeledTitle
 
 if TYPE_CHECKING:
@@ -135,12 +135,8 @@ def fit(
     started_at, seen, started = step, 0, time.perf_counter()
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    with tqdm(
-        total=total_steps,
-        initial=step,
-        desc="training",
-        unit="step",
-        disable=not (config.progress and ranks.is_main),
+    with progress(
+        "training", unit="step", total=total_steps, initial=step, enabled=config.progress and ranks.is_main
     ) as bar:
         try:
             for micro, batch in enumerate(
@@ -177,7 +173,9 @@ def fit(
                 rate = seen / (time.perf_counter() - started)
                 bar.set_postfix({"loss": f"{loss.item():.4f}", "ex/s": f"{rate:.0f}"})
                 if step % eval_every == 0 or step == total_steps:
-                    improved = ranks.is_main and _validate(model, tokenizer, validation, config, step, best)
+                    improved = ranks.is_main and _validate(
+                        model, tokenizer, validation, config, step, best, bar
+                    )
                     # Every rank keeps its own copy of the best weights, identical under DDP.
                     if ranks.broadcast_flag(improved):
                         best.step = step
@@ -193,7 +191,12 @@ def fit(
         except KeyboardInterrupt:
             # Parameters only change at step boundaries, so the last completed step is consistent.
             save(every_rank=False)
-            tqdm.write(f"interrupted at step {step}; state saved in {states}; continue with --resume")
+            bar.note(
+                "training_interrupted",
+                f"interrupted at step {step}; state saved in {states}; continue with --resume",
+                step=step,
+                state_dir=str(states),
+            )
             raise
     # The best weights, not the last: with more than one validation they can differ.
     with torch.no_grad():
@@ -226,6 +229,7 @@ def _validate(
     config: TrainConfig,
     step: int,
     best: Best,
+    bar: Progress,
 ) -> bool:
     """Scores the model, logs the result, and says whether it beat the best so far."""
     model.eval()
@@ -233,9 +237,14 @@ def _validate(
     model.train()
     improved = metrics["macro_f1"] > best.macro_f1
     if config.progress:
-        tqdm.write(
+        bar.note(
+            "validation",
             f"step {step}: validation macro-F1 {metrics['macro_f1']:.4f}, accuracy {metrics['accuracy']:.4f}"
-            + (" (best so far)" if improved else "")
+            + (" (best so far)" if improved else ""),
+            step=step,
+            macro_f1=round(metrics["macro_f1"], 4),
+            accuracy=round(metrics["accuracy"], 4),
+            best_so_far=improved,
         )
     if improved:
         best.macro_f1 = metrics["macro_f1"]

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 import orjson
-from tqdm import tqdm
 
 from prodcat.errors import ConfigError
+from prodcat.trainer.progress import Progress
+from prodcat.trainer.progress import progress as show_progress
 
 TextMode = Literal["title", "title+description"]
 _SPACES = re.compile(r"\s+")
@@ -109,7 +110,7 @@ def _offer(line: bytes, text: TextOptions, *, mapping: dict[str, str] | None, gr
 
 
 def _offers(
-    lines: Iterable[bytes], text: TextOptions, stats: ReadStats, bar: tqdm[Any], **how: Any
+    lines: Iterable[bytes], text: TextOptions, stats: ReadStats, bar: Progress, **how: Any
 ) -> Iterator[Offer]:
     for line in lines:
         if not line.strip():
@@ -154,7 +155,7 @@ def read_lspc(
     # Checked before the progress bar opens, so a wrong file gets one line and nothing else.
     if not (zipfile.is_zipfile(path) or path.name.endswith(MEMBER_SUFFIXES)):
         raise ConfigError(f"{path.name} is not a zip archive")
-    with tqdm(desc="offers", unit=" offers", disable=not progress) as bar:
+    with show_progress("offers", unit=" offers", enabled=progress) as bar:
         for name, opener in _members(path, stats):
             stats.members_read.append(name)
             try:
@@ -173,5 +174,5 @@ def read_catalogue(
     if not path.is_file():
         raise ConfigError(f"{path} does not exist")
     stats.members_read.append(path.name)
-    with path.open("rb") as lines, tqdm(desc="offers", unit=" offers", disable=not progress) as bar:
+    with path.open("rb") as lines, show_progress("offers", unit=" offers", enabled=progress) as bar:
         yield from _offers(lines, text, stats, bar, mapping=None, grouped=False)

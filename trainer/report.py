@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from tqdm.auto import tqdm
 
 from prodcat.model.loading import load_model
 from prodcat.model.runtime import TorchModel
@@ -23,6 +22,7 @@ from prodcat.trainer.metrics import (
     macro_f1,
     per_class,
 )
+from prodcat.trainer.progress import progress as show_progress
 from prodcat.trainer.records import LabeledTitle, read_jsonl
 
 REPORT_JSON = "report.json"
@@ -54,7 +54,7 @@ def score(
     classifier: TorchModel, records: list[LabeledTitle], *, batch_size: int, progress: bool
 ) -> tuple[list[str], list[str], list[float]]:
     truth, predicted, confidence = [], [], []
-    with tqdm(total=len(records), desc="evaluating", unit=" titles", disable=not progress) as bar:
+    with show_progress("evaluating", unit=" titles", total=len(records), enabled=progress) as bar:
         for start in range(0, len(records), batch_size):
             chunk = records[start : start + batch_size]
             for record, prediction in zip(

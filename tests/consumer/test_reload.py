@@ -13,8 +13,9 @@ import orjson
 import pytest
 
 from prodcat.consumer.classify.provider import ModelProvider
+from prodcat.consumer.client_config import kafka_client_config
 from prodcat.consumer.metrics import Metrics
-from prodcat.consumer.service import CategorizerService, kafka_client_config
+from prodcat.consumer.service import CategorizerService
 from prodcat.consumer.source import read_topic
 from prodcat.errors import CheckpointError
 from prodcat.model.checkpoint import GOLDEN_FILE, MANIFEST_FILE, file_sha256

@@ -9,9 +9,10 @@ import orjson
 import pytest
 
 from prodcat.consumer.classify.provider import FixedModel
+from prodcat.consumer.client_config import kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
 from prodcat.consumer.replay import replay_dead_letters
-from prodcat.consumer.service import CategorizerService, kafka_client_config
+from prodcat.consumer.service import CategorizerService
 from prodcat.consumer.source import read_topic
 from prodcat.model.loading import load_model
 from prodcat.model.runtime import TorchModel

@@ -12,8 +12,9 @@ import pytest
 from confluent_kafka import Producer
 
 from prodcat.consumer.classify.provider import FixedModel
+from prodcat.consumer.client_config import kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
-from prodcat.consumer.service import CategorizerService, kafka_client_config
+from prodcat.consumer.service import CategorizerService
 from prodcat.consumer.source import Record, read_topic
 from prodcat.errors import InferenceUnavailable
 from prodcat.model.loading import load_model

@@ -12,8 +12,8 @@ from pathlib import Path
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
+from prodcat.consumer.client_config import kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
-from prodcat.consumer.service import kafka_client_config
 from prodcat.consumer.source import read_topic
 from prodcat.consumer.topics import ensure_topics
 from prodcat.produce import produce_values

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from prodcat.consumer.service import kafka_client_config
+from prodcat.consumer.client_config import kafka_client_config
 from prodcat.consumer.source import read_topic
 from prodcat.errors import InferenceUnavailable
 from prodcat.model.loading import load_model
