@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import math
 import re
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -216,3 +218,16 @@ def test_the_service_reports_the_partitions_it_was_assigned(
     service.run(until_records=10)
 
     assert service.metrics.registry.get_sample_value("prodcat_assigned_partitions") == PARTITIONS
+
+
+def test_an_idle_run_reports_zero_seconds_not_a_negative_duration(
+    kafka_bootstrap: str, trained_registry: Path, classifier: TorchModel
+) -> None:
+    settings = settings_factory(kafka_bootstrap, trained_registry)
+    service = CategorizerService(settings, FixedModel(classifier))
+    threading.Timer(0.5, service.stop).start()
+
+    summary = service.run()
+
+    assert (summary.consumed, summary.seconds) == (0, 0.0)
+    assert math.copysign(1.0, summary.seconds) == 1.0

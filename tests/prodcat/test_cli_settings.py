@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -208,18 +207,6 @@ def test_a_bad_training_environment_variable_gets_one_line_naming_it(
     code, _, err = run_cli(capsys, *command)
     assert code == 2
     assert f"from {variable}: " in one_line(err)
-
-
-@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
-def test_an_idle_run_reports_zero_seconds_not_minus_zero(
-    capsys: pytest.CaptureFixture[str], as_json: bool
-) -> None:
-    print_run_summary(RunSummary(consumed=0, enriched=0, dead_lettered=0, seconds=-0.0), as_json=as_json)
-    out = capsys.readouterr().out
-    if as_json:
-        assert math.copysign(1.0, orjson.loads(out)["seconds"]) == 1.0
-    else:
-        assert out.strip().endswith(" in 0.0s")
 
 
 def test_the_run_summary_as_json_is_one_object_of_counts(capsys: pytest.CaptureFixture[str]) -> None:
