@@ -20,6 +20,7 @@ model it was tokenized for, and each event names the version that classified it.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections import Counter, deque
@@ -118,6 +119,12 @@ class RunSummary:
         return self.consumed / self.seconds if self.seconds > 0 else 0.0
 
 
+def transactional_id(settings: ConsumerSettings, member_index: int) -> str:
+    """Stable across restarts of the same member, so a restarted member fences its zombie."""
+    base = settings.transactional_id or f"{settings.group_id}.{socket.gethostname()}"
+    return f"{base}.{member_index}"
+
+
 class CategorizerService:
     def __init__(
         self,
@@ -159,9 +166,7 @@ class CategorizerService:
         exactly_once = settings.delivery == "exactly-once"
         sink = KafkaSink(
             kafka_client_config(settings, health=self.broker),
-            transactional_id=(settings.transactional_id or "") + (f".{member_index}" if member_index else "")
-            if exactly_once
-            else None,
+            transactional_id=transactional_id(settings, member_index) if exactly_once else None,
             stall_limit_s=settings.health_stall_s,
         )
         self._source = KafkaSource(

@@ -98,6 +98,8 @@ def _quiet_libraries(level: str, *, terminal: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The command line as given, for commands that start copies of themselves (consume --processes).
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     # SIGTERM unwinds like Ctrl-C, so context managers stop brokers and remove temp files;
     # long-running commands replace this with a graceful drain.
     signal.signal(signal.SIGTERM, _interrupt)

@@ -60,13 +60,19 @@ def cmd_consume(args: argparse.Namespace) -> int:
     from prodcat.consumer.service import CategorizerService
 
     settings = _settings(args)
+    if settings.processes > 1:
+        from prodcat.consumer.supervisor import supervise
+
+        if args.until_records is not None:
+            raise ValueError("--until-records counts one member's records; it needs --processes 1")
+        return supervise(args.argv, settings.processes)
     metrics, readiness = Metrics(), Readiness()
+    # Each member of a supervised group serves its probes on its own port.
+    port = None if settings.metrics_port is None else settings.metrics_port + args.member_index
     # Probes answer from process start: alive while the model loads, ready only once consuming.
     with ExitStack() as stack:
-        if settings.metrics_port is not None:
-            stack.enter_context(
-                serve_health(metrics, readiness, settings.metrics_port, stall_after_s=settings.health_stall_s)
-            )
+        if port is not None:
+            stack.enter_context(serve_health(metrics, readiness, port, stall_after_s=settings.health_stall_s))
         provider = ModelProvider.open(
             settings.registry,
             model_name=settings.model_name,
@@ -75,7 +81,9 @@ def cmd_consume(args: argparse.Namespace) -> int:
             min_agreement=settings.min_golden_agreement,
             on_result=metrics.reload,
         )
-        service = CategorizerService(settings, provider, metrics=metrics, readiness=readiness)
+        service = CategorizerService(
+            settings, provider, metrics=metrics, readiness=readiness, member_index=args.member_index
+        )
         install_stop_signals(service.stop)
         summary = service.run(until_records=args.until_records)
     print_run_summary(summary, as_json=args.json)
@@ -178,6 +186,8 @@ def register(commands: Any) -> None:
     consume.add_argument(
         "--until-records", type=positive_int, default=None, help="stop after this many records are done"
     )
+    # Set by the --processes supervisor for the members it starts; not for users.
+    consume.add_argument("--member-index", type=int, default=0, help=argparse.SUPPRESS)
     _add_json_flag(consume, "the run's counts, on exit,")
     add_settings_flags(consume, ConsumerSettings)
     consume.set_defaults(handler=cmd_consume)
