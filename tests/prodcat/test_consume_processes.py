@@ -81,7 +81,7 @@ def test_two_members_share_the_input_and_each_event_is_enriched_once(
         client = kafka_client_config(settings)
         enriched = read_topic(client, settings.output_topic, expected=EVENTS, timeout_s=90, settle_s=1.0)
         process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=60)
+        process.wait(timeout=60)
     finally:
         process.kill()
 
@@ -97,7 +97,7 @@ def test_the_supervisor_exits_non_zero_when_a_member_dies(
     try:
         first, _second = member_pids(process)
         os.kill(first, signal.SIGKILL)
-        process.communicate(timeout=90)
+        process.wait(timeout=90)
     finally:
         process.kill()
 
