@@ -2,19 +2,25 @@
 
 A record the producer refuses on its own account (larger than `message.max.bytes`)
 comes back from `produce` as its error code, so the caller can dead-letter that record
-and move on. A full local queue is waited out, for at most `stall_limit_s`. Anything
-else is the broker's problem and surfaces as DeliveryError.
+and move on. A full local queue (a slow or stalled broker) is waited out for at most
+`stall_limit_s`; the service's main loop does not come round meanwhile, so its liveness
+probe reports the stall. Anything else is the broker's problem and surfaces as
+DeliveryError.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import structlog
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from prodcat.errors import DeliveryError
+
+log = structlog.get_logger(__name__)
 
 Headers = list[tuple[str, bytes]]
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
@@ -34,7 +40,6 @@ class KafkaSink:
         *,
         transactional_id: str | None = None,
         stall_limit_s: float = 120.0,
-        on_stall: Callable[[], None] | None = None,
     ) -> None:
         settings: dict[str, Any] = {"linger.ms": 5, **config}
         if transactional_id is not None:
@@ -42,7 +47,6 @@ class KafkaSink:
         self._producer = Producer(settings)
         self.message_max_bytes = int(str(settings.get("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES)))
         self._stall_limit_s = stall_limit_s
-        self._on_stall = on_stall
 
     def produce(
         self,
@@ -70,9 +74,7 @@ class KafkaSink:
                         code=KafkaError._QUEUE_FULL,
                         retriable=True,
                     ) from None
-                if self._on_stall is not None:
-                    self._on_stall()
-                self._producer.poll(0.05)
+                self.poll(0.05)
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
                 if error.code() in RECORD_LEVEL_ERRORS:
@@ -84,10 +86,17 @@ class KafkaSink:
                 ) from None
 
     def poll(self, timeout_s: float = 0.0) -> None:
-        self._producer.poll(timeout_s)
+        try:
+            self._producer.poll(timeout_s)
+        except KafkaException as exc:
+            # A fatal producer error (e.g. fenced by a newer instance of this transactional id).
+            raise _delivery_error("the producer failed", exc) from None
 
     def flush(self, timeout_s: float) -> None:
-        remaining = self._producer.flush(timeout_s)
+        try:
+            remaining = self._producer.flush(timeout_s)
+        except KafkaException as exc:
+            raise _delivery_error("the producer failed", exc) from None
         if remaining:
             raise DeliveryError(
                 f"{remaining} records still unacknowledged after {timeout_s:.0f}s", retriable=True
@@ -119,15 +128,20 @@ class KafkaSink:
         try:
             call()
         except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            raise DeliveryError(
-                f"could not {what} the transaction: {error.str()}",
-                code=error.code(),
-                retriable=error.retriable(),
-            ) from None
+            raise _delivery_error(f"could not {what} the transaction", exc) from None
 
     def close(self, *, discard: bool = False) -> None:
         """Shuts the producer down; `discard` drops unsent records instead of waiting for them."""
         if discard:
             self._producer.purge()
-        self._producer.close()
+        with warnings.catch_warnings(record=True) as caught:
+            # A fenced transactional producer warns that its abort failed, already logged by then.
+            warnings.simplefilter("always")
+            self._producer.close()
+        for warning in caught:
+            log.warning("producer_close", message=str(warning.message))
+
+
+def _delivery_error(what: str, exc: KafkaException) -> DeliveryError:
+    error: KafkaError = exc.args[0]
+    return DeliveryError(f"{what}: {error.str()}", code=error.code(), retriable=error.retriable())
