@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 import pytest
@@ -49,12 +49,12 @@ if TYPE_CHECKING:
     from prodcat.trainer.train import TrainResult
 
 STOP_TIMEOUT_S = 60.0
-# Pinned so a suite does not change under its users when the image's `latest` moves; 7.x is
-# what testcontainers' KRaft start script edits.
+# Pinned so a suite does not change under its users; testcontainers' KRaft mode needs
+# cp-kafka 7.0 or later, and 7.6.0 is the image testcontainers 4 itself defaults to.
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
-# Every group join waits half a session on the embedded broker: 3 s with these, 22 s with
-# librdkafka's defaults (45 s session). 6 s is the smallest session a Kafka broker accepts
-# by default (group.min.session.timeout.ms).
+# Every group join waits about half a session on the embedded broker: about 3 s with these,
+# over 20 s with librdkafka's default 45 s session. 6 s is the shortest session a Kafka
+# broker accepts by default (group.min.session.timeout.ms).
 FAST_GROUP_JOIN: dict[str, object] = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
 CACHE_ENV = "PRODCAT_TEST_CACHE"
 # Bumped when the build below changes in a way the recipe does not show.
@@ -123,18 +123,16 @@ def kafka_broker() -> Iterator[str]:
             yield broker.bootstrap_servers
 
 
-def consumer_config(bootstrap: str, *, group_id: str | None = None, **overrides: Any) -> dict[str, object]:
+def consumer_config(bootstrap: str, *, group_id: str | None = None) -> dict[str, object]:
     """A confluent-kafka `Consumer` config that joins its group fast and reads from the start.
 
-    The group is fresh unless `group_id` names one. `overrides` are librdkafka properties
-    with dots, passed as a dict: `consumer_config(b, **{"fetch.wait.max.ms": 50})`.
+    The group is fresh unless `group_id` names one; merge in any other property.
     """
     return {
         "bootstrap.servers": bootstrap,
         "group.id": group_id or f"prodcat-test-{uuid.uuid4().hex[:8]}",
         "auto.offset.reset": "earliest",
         **FAST_GROUP_JOIN,
-        **overrides,
     }
 
 
