@@ -22,7 +22,7 @@ from prodcat.model.classifier import ProductClassifier
 from prodcat.schemas.labels import DEFAULT_CATEGORIES
 from prodcat.schemas.manifest import TrainingRecipe
 from prodcat.trainer import distributed
-from prodcat.trainer.checkpointing import clear_state, state_dir
+from prodcat.trainer.checkpointing import TrainingPaused, clear_state, state_dir
 from prodcat.trainer.data import label_index, split
 from prodcat.trainer.dataset_build import is_dataset_dir, load_split
 from prodcat.trainer.device import training_device
@@ -146,7 +146,14 @@ def train(config: TrainConfig) -> TrainResult:
         )
     model.to(device)
 
-    best = fit(model, tokenizer, train_set, validation, index, config, device, ranks)
+    try:
+        best = fit(model, tokenizer, train_set, validation, index, config, device, ranks)
+    except TrainingPaused:
+        # Every rank pauses at the same step, so all can leave the group together. A rank
+        # that exits while a peer still works in it can abort in interpreter teardown
+        # (SIGABRT, "terminate called without an active exception").
+        distributed.stop(ranks)
+        raise
     with tempfile.TemporaryDirectory(prefix="prodcat-adapter-") as scratch:
         adapter = None
         if lora is not None:
