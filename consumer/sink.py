@@ -41,7 +41,8 @@ class KafkaSink:
         transactional_id: str | None = None,
         stall_limit_s: float = 120.0,
     ) -> None:
-        settings: dict[str, Any] = {"linger.ms": 5, **config}
+        # Idempotence: librdkafka's retries then neither duplicate nor reorder a partition's records.
+        settings: dict[str, Any] = {"linger.ms": 5, "enable.idempotence": True, **config}
         if transactional_id is not None:
             settings["transactional.id"] = transactional_id
         self._producer = Producer(settings)
