@@ -26,6 +26,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import orjson
 import structlog
@@ -106,6 +107,17 @@ class Item:
         self.failure: Exception | None = None
 
 
+class BatchWorker(Protocol):
+    """What the loop asks of whatever runs its batches: `DeviceWorker`, or a stand-in in a benchmark."""
+
+    @property
+    def outstanding(self) -> int: ...
+    def has_room(self) -> bool: ...
+    def submit(self, batch: DeviceBatch[Item]) -> None: ...
+    def collect(self, timeout_s: float) -> list[Completion[Item]]: ...
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RunSummary:
     consumed: int
@@ -135,7 +147,9 @@ class CategorizerService:
         readiness: Readiness | None = None,
         member_index: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        worker: BatchWorker | None = None,
     ) -> None:
+        """`worker` runs the batches; by default a `DeviceWorker` thread, overlapping the Kafka path."""
         self._settings = settings
         self._models = models
         self._model = models.current
@@ -162,7 +176,7 @@ class CategorizerService:
         self._grouper: LengthGrouper[Item] = LengthGrouper(settings.batch_limits, clock)
         self._max_pending = UNACKNOWLEDGED_WINDOWS * settings.window_size
         self._order: dict[TopicPartitionKey, deque[Item]] = {}
-        self._worker: DeviceWorker[Item] = DeviceWorker(top_k=settings.top_k)
+        self._worker: BatchWorker = DeviceWorker(top_k=settings.top_k) if worker is None else worker
         exactly_once = settings.delivery == "exactly-once"
         sink = KafkaSink(
             kafka_client_config(settings, health=self.broker),
