@@ -18,8 +18,8 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 
 from bench.streams import Pass
+from prodcat.consumer.client_config import kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
-from prodcat.consumer.service import kafka_client_config
 from prodcat.errors import DeliveryError
 
 STOP_TIMEOUT_S = 60.0

@@ -14,8 +14,9 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer
 
 from bench.stand_in import InlineWorker
 from prodcat.consumer.classify.provider import FixedModel
+from prodcat.consumer.client_config import group_consumer_config, kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
-from prodcat.consumer.service import CategorizerService, Item, group_consumer_config, kafka_client_config
+from prodcat.consumer.service import CategorizerService, Item
 from prodcat.errors import DeliveryError
 from prodcat.model.runtime import ServingModel
 from prodcat.produce import produce_values

@@ -21,6 +21,7 @@ model it was tokenized for, and each event names the version that classified it.
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -56,6 +57,9 @@ IDLE_POLL_S = 0.1
 # While batches are on the device the loop comes round at least this often to collect them.
 BUSY_POLL_S = 0.001
 LAG_EVERY_S = 5.0
+GIL_SWITCH_INTERVAL_S = 0.0002
+# Records taken per poll, in batches: small enough that batches reach the device between polls.
+POLL_BATCHES = 2
 # How often start-up says, in the log, that it is still waiting for its topics.
 WAITING_LOG_EVERY_S = 30.0
 ENRICHED = "enriched"
@@ -220,6 +224,10 @@ class CategorizerService:
             device=self._model.device,
             delivery=self._settings.delivery,
         )
+        # The device worker waits on the device with the GIL released and needs it back to hand
+        # over its result and take the next batch; at CPython's default 5 ms switch interval a
+        # busy Kafka thread would keep a fast device idle for most of that time.
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         try:
             self._await_topics()
             self._delivery.start()
@@ -305,7 +313,7 @@ class CategorizerService:
             else:
                 due = grouper.seconds_until_due()
                 timeout = IDLE_POLL_S if due is None else min(IDLE_POLL_S, due)
-            messages = self._source.poll(min(room, self._settings.max_batch_size * 8), timeout)
+            messages = self._source.poll(min(room, self._settings.max_batch_size * POLL_BATCHES), timeout)
             if messages:
                 self.broker.mark_reachable()
                 self._accept(messages)

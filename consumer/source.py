@@ -105,7 +105,17 @@ class KafkaSource:
         return self._consumer
 
     def poll(self, max_records: int, timeout_s: float) -> list[Message]:
-        messages = self.consumer.consume(num_messages=max_records, timeout=timeout_s)
+        """What has been fetched, up to `max_records`; waits up to `timeout_s` only when nothing has.
+
+        librdkafka's batch consume waits for the whole batch or the timeout, which would
+        hold the loop for the full timeout whenever fewer records are queued.
+        """
+        consumer = self.consumer
+        messages = consumer.consume(num_messages=max_records, timeout=0)
+        if not messages and timeout_s > 0:
+            messages = consumer.consume(num_messages=1, timeout=timeout_s)
+            if messages and max_records > 1:
+                messages += consumer.consume(num_messages=max_records - 1, timeout=0)
         for message in messages:
             if message.error() is not None:
                 # Rare, so the clean case pays one pass and no copy.
