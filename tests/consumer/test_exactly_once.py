@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -24,8 +25,17 @@ from prodcat.model.loading import load_model
 from prodcat.model.runtime import TorchModel
 from prodcat.produce import produce_values
 from prodcat.scratch import scratch_settings
+from prodcat.testing import kafka_broker
 
 PARTITIONS = 2
+
+
+@pytest.fixture(scope="module")
+def kafka_bootstrap() -> Iterator[str]:
+    """A broker of their own: transactions are where the embedded broker is least proven, and a
+    broker lost here must not take the rest of the suite with it."""
+    with kafka_broker() as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture(scope="module")
