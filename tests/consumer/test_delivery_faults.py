@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from structlog.testing import capture_logs
 
 from prodcat.broker import EmbeddedBroker
 from prodcat.consumer.config import ConsumerSettings
@@ -43,8 +44,13 @@ def wait_for_ids(settings: ConsumerSettings, wanted: set[str]) -> Counter[str]:
     """Every id emitted so far, once all of `wanted` are among them."""
     deadline = time.monotonic() + WAIT_S
     while True:
+        # A moment past the count, so that duplicates are all counted.
         records = read_topic(
-            kafka_client_config(settings), settings.output_topic, expected=len(wanted), timeout_s=WAIT_S
+            kafka_client_config(settings),
+            settings.output_topic,
+            expected=len(wanted),
+            timeout_s=WAIT_S,
+            settle_s=1.0,
         )
         emitted = ids_of(records)
         if wanted <= set(emitted) or time.monotonic() > deadline:
@@ -69,7 +75,7 @@ def test_a_broker_stalled_past_the_session_timeout_is_survived_without_losing_an
         runs: list[Run] = []
         # Slow passes, so the stall catches batches on the device and outputs unacknowledged.
         model = RecordingModel(plain, runs, delay_s=0.05)
-        with running_categorizer(settings, model) as service:
+        with capture_logs() as logs, running_categorizer(settings, model) as service:
             deadline = time.monotonic() + WAIT_S
             while service.metrics.enriched_total < 40 and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -83,6 +89,10 @@ def test_a_broker_stalled_past_the_session_timeout_is_survived_without_losing_an
             emitted = wait_for_ids(settings, wanted)
 
     assert wanted - set(emitted) == set()
+    # The stall did what it is for: the group went on without the member, which rejoined.
+    events_seen = [entry["event"] for entry in logs]
+    lost = events_seen.index("partitions_lost")
+    assert "partitions_assigned" in events_seen[lost:]
 
 
 def consume_process(settings: ConsumerSettings, registry: Path, log: Path) -> subprocess.Popen[bytes]:

@@ -79,8 +79,10 @@ def events(count: int, *, keys: int = 6, prefix: str = "e") -> list[bytes]:
     ]
 
 
-def read_events(settings: ConsumerSettings, topic: str, expected: int) -> list[Record]:
-    return read_topic(kafka_client_config(settings), topic, expected=expected, timeout_s=WAIT_S)
+def read_events(settings: ConsumerSettings, topic: str, expected: int, settle_s: float = 0.0) -> list[Record]:
+    return read_topic(
+        kafka_client_config(settings), topic, expected=expected, timeout_s=WAIT_S, settle_s=settle_s
+    )
 
 
 def seq(record: Record) -> int:
@@ -199,7 +201,9 @@ def test_stopping_with_a_batch_on_the_device_loses_nothing_and_re_emits_nothing(
     rest = CategorizerService(settings, FixedModel(plain)).run(until_records=len(values) - stopped.consumed)
 
     assert rest.consumed == len(values) - stopped.consumed
-    emitted = Counter(seq(r) for r in read_events(settings, settings.output_topic, len(values)))
+    # Read a moment past the count, so any duplicate is seen.
+    outputs = read_events(settings, settings.output_topic, len(values), settle_s=1.0)
+    emitted = Counter(seq(r) for r in outputs)
     assert set(emitted) == set(range(len(values))) and set(emitted.values()) == {1}
 
 

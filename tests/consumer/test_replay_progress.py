@@ -63,7 +63,7 @@ def ended_by(settings: ConsumerSettings, count: int) -> tuple[str, Counter[bytes
     with capture_logs() as logs:
         replay_dead_letters(settings, INFERENCE_FAILED, idle_s=2.0)
     (finished,) = [entry for entry in logs if entry["event"] == "replay_finished"]
-    sent = read_topic(kafka_client_config(settings), settings.input_topic, expected=count)
+    sent = read_topic(kafka_client_config(settings), settings.input_topic, expected=count, settle_s=1.0)
     return finished["ended_by"], Counter(r.value for r in sent)
 
 
@@ -124,6 +124,8 @@ def test_a_replay_killed_mid_run_and_run_again_loses_nothing_and_re_sends_at_mos
 
     replay_dead_letters(settings, INFERENCE_FAILED, idle_s=2.0)
 
-    sent = Counter(r.value for r in read_topic(client, settings.input_topic, expected=len(originals)))
+    # Reading on a moment past the count, so re-sent records do not stand in for missing ones.
+    resent = read_topic(client, settings.input_topic, expected=len(originals), settle_s=1.0)
+    sent = Counter(r.value for r in resent)
     assert set(sent) == set(originals), log.read_text()[-2000:]
     assert sent.total() - len(originals) <= POLL_RECORDS
