@@ -4,10 +4,12 @@ After the cause is fixed (a model that failed on some titles, a producer bug fix
 upstream), the original bytes, key and headers of each dead letter of the chosen kinds
 go back to their source topic, for the categorizer to try again. Progress is a consumer
 group per kind selection, committed through the same delivery object as the service's:
-an offset is committed once its re-sent record is acknowledged, as the run goes, so a
-crash mid-run re-sends about one poll's worth and a second run continues where the first
-stopped. A letter that carries only the start of a value too large for it cannot be
-replayed; it is counted and skipped.
+an offset is committed once its re-sent record is acknowledged, as the run goes, and the
+next poll waits until every record sent so far is acknowledged, so a crash mid-run
+re-sends at most two polls' worth (the one in flight, and the one before it if its commit
+was still on the way) and a second run continues where the first stopped. A letter that
+carries only the start of a value too large for it cannot be replayed; it is counted and
+skipped.
 
 A run ends once every partition has reached the end offset the dead-letter topic had when
 the run started. Where the broker's watermarks prove wrong (a record at or past the
@@ -39,6 +41,7 @@ from prodcat.schemas.events import DeadLetterEvent, ErrorKind
 log = structlog.get_logger(__name__)
 
 POLL_S = 0.2
+POLL_RECORDS = 500
 JOIN_TIMEOUT_S = 60.0
 
 
@@ -116,7 +119,13 @@ def replay_dead_letters(
     try:
         started = quiet_since = clock()
         while clock() - quiet_since < idle_s and not progress.at_end(source.assigned):
-            messages = source.poll(500, POLL_S)
+            if delivery.pending() and not dry_run:
+                # Without this wait, polls outrun acknowledgements and a crash re-sends them all.
+                delivery.sink.poll(POLL_S)
+                delivery.service()
+                quiet_since = clock()
+                continue
+            messages = source.poll(POLL_RECORDS, POLL_S)
             if not source.assigned:
                 # Quiet only counts once the group has handed out partitions (joining can take
                 # seconds); a topic that never gets any is an error, not an empty replay.

@@ -71,6 +71,13 @@ class EmbeddedBroker:
     ) -> None:
         self.stop()
 
+    @property
+    def pid(self) -> int:
+        """The broker process's id (tests stall the broker with SIGSTOP/SIGCONT)."""
+        if self._process is None:
+            raise RuntimeError("the embedded broker is not running")
+        return self._process.pid
+
     def start(self) -> None:
         url = f"tcp://{self.bootstrap_servers}"
         log_path = self._log_dir / "tansu.log"
