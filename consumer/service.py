@@ -472,6 +472,8 @@ class CategorizerService:
         }
         try:
             value = enriched_value(item.value or b"", classification, replaces_field=item.replaces_field)
+        # Only a rebuilt document can fail. pydantic-core's nesting limit (about 237 levels) is
+        # below orjson's (254) today; this keeps a change in either from wedging a partition.
         except (orjson.JSONEncodeError, orjson.JSONDecodeError) as exc:
             self._dead_letter(item, ErrorKind.UNSERIALISABLE, f"the enriched event cannot be written: {exc}")
             return

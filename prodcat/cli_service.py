@@ -79,6 +79,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
             device=settings.device,
             interval_s=settings.reload_interval_s,
             min_agreement=settings.min_golden_agreement,
+            max_tokens=settings.max_batch_tokens,
             on_result=metrics.reload,
         )
         service = CategorizerService(
@@ -208,7 +209,8 @@ def register(commands: Any) -> None:
         description="Re-sends the original key, value and headers of each dead letter of the chosen "
         "kinds to the topic it came from, for the categorizer to try again. Progress is committed "
         "per kind selection: a second run continues where the first stopped. Ends once the "
-        "dead-letter topic has been quiet for --idle-s.",
+        "dead-letter topic's end offsets of when it started, or, where the broker's watermarks "
+        "prove wrong, once the topic has been quiet for --idle-s.",
     )
     replay.add_argument(
         "--kind",

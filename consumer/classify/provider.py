@@ -19,7 +19,7 @@ from typing import Protocol
 
 import structlog
 
-from prodcat.errors import ProdcatError
+from prodcat.errors import CheckpointError, ProdcatError
 from prodcat.model.checkpoint import check_same_labels, resolve
 from prodcat.model.loading import load_model
 from prodcat.model.runtime import ServingModel, TorchModel
@@ -67,16 +67,19 @@ class ModelProvider:
         device: str,
         interval_s: float,
         min_agreement: float,
+        max_tokens: int,
         on_result: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`on_result` hears "loaded" or "refused" for each reload (the service's metrics)."""
+        """`on_result` hears "loaded" or "refused" for each reload (the service's metrics);
+        `max_tokens` is the batch token budget a reloaded checkpoint's max length must fit."""
         self._model = model
         self._location = location
         self._model_name = model_name
         self._device = device
         self._interval_s = interval_s
         self._min_agreement = min_agreement
+        self._max_tokens = max_tokens
         self._on_result = on_result or (lambda _result: None)
         self._clock = clock
         self._next_check = clock() + interval_s
@@ -95,6 +98,7 @@ class ModelProvider:
         device: str,
         interval_s: float,
         min_agreement: float,
+        max_tokens: int,
         on_result: Callable[[str], None] | None = None,
     ) -> ModelProvider:
         """Loads the live checkpoint through the gate; CheckpointError when it is refused."""
@@ -106,6 +110,7 @@ class ModelProvider:
             device=device,
             interval_s=interval_s,
             min_agreement=min_agreement,
+            max_tokens=max_tokens,
             on_result=on_result,
         )
 
@@ -150,6 +155,11 @@ class ModelProvider:
         try:
             model = load_model(target, device=self._device, min_agreement=self._min_agreement)
             check_same_labels(self._model.checkpoint.manifest, model.checkpoint.manifest)
+            if model.max_length > self._max_tokens:
+                raise CheckpointError(
+                    f"its max length {model.max_length} is above --max-batch-tokens {self._max_tokens}: "
+                    "a long title could never be batched"
+                )
         except Exception as exc:
             # The thread's boundary: whatever went wrong, the service keeps its current model.
             self._refused.add(target)

@@ -25,6 +25,7 @@ from prodcat.produce import produce_values
 from prodcat.scratch import scratch_settings
 from prodcat.testing import running_categorizer
 from tests.faults import RecordingModel, Run
+from tests.operator_env import consume_env
 
 WAIT_S = 90.0
 # Twice the 6 s session timeout and then some: the group certainly moves on without the member.
@@ -96,19 +97,7 @@ def test_a_broker_stalled_past_the_session_timeout_is_survived_without_losing_an
 
 
 def consume_process(settings: ConsumerSettings, registry: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "PRODCAT_INPUT_TOPIC": settings.input_topic,
-        "PRODCAT_OUTPUT_TOPIC": settings.output_topic,
-        "PRODCAT_DEAD_LETTER_TOPIC": settings.dead_letter_topic,
-        "PRODCAT_GROUP_ID": settings.group_id,
-        "PRODCAT_REGISTRY": str(registry),
-        "PRODCAT_DEVICE": "cpu",
-        "PRODCAT_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
-        "PRODCAT_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
-        "PRODCAT_MAX_BATCH_SIZE": str(MAX_BATCH_SIZE),
-    }
+    env = consume_env(settings, registry, PRODCAT_MAX_BATCH_SIZE=str(MAX_BATCH_SIZE))
     with log.open("ab") as sink:
         return subprocess.Popen(
             [sys.executable, "-m", "prodcat.cli", "consume"], env=env, stdout=sink, stderr=sink

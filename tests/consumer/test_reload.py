@@ -62,7 +62,7 @@ def registry(two_versions: tuple[Path, str, str], tmp_path: Path) -> Path:
 class Reloads:
     """A provider on a registry, its clock in the test's hands, and what it reported."""
 
-    def __init__(self, registry: Path, clock: Callable[[], float]) -> None:
+    def __init__(self, registry: Path, clock: Callable[[], float], *, max_tokens: int = 16384) -> None:
         self.results: Counter[str] = Counter()
         self.provider = ModelProvider(
             load_model(registry, device="cpu", min_agreement=0.9),
@@ -71,6 +71,7 @@ class Reloads:
             device="cpu",
             interval_s=5.0,
             min_agreement=0.9,
+            max_tokens=max_tokens,
             on_result=lambda result: self.results.update([result]),
             clock=clock,
         )
@@ -172,6 +173,21 @@ def test_a_checkpoint_with_other_labels_is_refused_on_reload_and_the_old_one_kee
     assert reload.provider.current.labels == tuple(labels)
 
 
+def test_a_checkpoint_whose_max_length_exceeds_the_token_budget_is_refused_on_reload(
+    registry: Path, two_versions: tuple[Path, str, str]
+) -> None:
+    first = two_versions[1]
+    max_length = orjson.loads((registry / MODEL / first / MANIFEST_FILE).read_bytes())["max_length"]
+    copy_as_version(registry, first, "longer", max_length=max_length + 1)
+    now = [0.0]
+    reload = Reloads(registry, lambda: now[0], max_tokens=max_length)
+    (registry / MODEL / "CURRENT").write_text("longer")
+    now[0] = 5.0
+
+    assert reload.wait() is None
+    assert reload.refused == 1
+
+
 def test_a_checkpoint_that_disagrees_with_its_golden_set_is_refused(
     registry: Path, two_versions: tuple[Path, str, str]
 ) -> None:
@@ -202,6 +218,7 @@ def test_a_checkpoint_promoted_mid_stream_serves_the_rest_and_no_message_is_lost
         device="cpu",
         interval_s=settings.reload_interval_s,
         min_agreement=0.9,
+        max_tokens=settings.max_batch_tokens,
         on_result=metrics.reload,
     )
     service = CategorizerService(settings, provider, metrics=metrics)

@@ -2,46 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
 from prodcat.consumer.client_config import kafka_client_config
-from prodcat.consumer.config import ConsumerSettings
 from prodcat.consumer.source import read_topic
-from prodcat.consumer.topics import ensure_topics
 from prodcat.produce import produce_values
+from prodcat.scratch import scratch_settings
+from tests.operator_env import consume_env
 
 
 def test_sigterm_drains_commits_and_exits_zero(kafka_bootstrap: str, trained_registry: Path) -> None:
-    run = uuid.uuid4().hex[:8]
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "PRODCAT_INPUT_TOPIC": f"p-{run}.raw",
-        "PRODCAT_OUTPUT_TOPIC": f"p-{run}.out",
-        "PRODCAT_DEAD_LETTER_TOPIC": f"p-{run}.dlq",
-        "PRODCAT_GROUP_ID": f"p-{run}",
-        "PRODCAT_REGISTRY": str(trained_registry),
-        "PRODCAT_DEVICE": "cpu",
-        "PRODCAT_SESSION_TIMEOUT_MS": "6000",
-        "PRODCAT_HEARTBEAT_INTERVAL_MS": "500",
-        "PRODCAT_COMMIT_INTERVAL_MS": "60000",
-    }
-    settings = ConsumerSettings(
-        bootstrap_servers=kafka_bootstrap,
-        input_topic=env["PRODCAT_INPUT_TOPIC"],
-        output_topic=env["PRODCAT_OUTPUT_TOPIC"],
-        dead_letter_topic=env["PRODCAT_DEAD_LETTER_TOPIC"],
-    )
+    settings = scratch_settings(kafka_bootstrap, "p", partitions=2)
+    env = consume_env(settings, trained_registry, PRODCAT_COMMIT_INTERVAL_MS="60000")
     client = kafka_client_config(settings)
-    ensure_topics(client, {settings.input_topic: 2, settings.output_topic: 2, settings.dead_letter_topic: 1})
     produce_values([orjson.dumps({"id": f"s-{n}", "title": "Silk Scarf"}) for n in range(40)], settings)
 
     process = subprocess.Popen(
@@ -56,7 +35,7 @@ def test_sigterm_drains_commits_and_exits_zero(kafka_bootstrap: str, trained_reg
 
     assert process.returncode == 0, stderr[-2000:]
     # The commit interval is a minute, so these offsets were committed by the drain on SIGTERM.
-    reader = Consumer({**client, "group.id": env["PRODCAT_GROUP_ID"]})
+    reader = Consumer({**client, "group.id": settings.group_id})
     committed = reader.committed([TopicPartition(settings.input_topic, p) for p in (0, 1)], timeout=10)
     reader.close()
     assert sum(tp.offset for tp in committed) == 40

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -16,37 +15,16 @@ import orjson
 from prodcat.consumer.client_config import kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
 from prodcat.consumer.source import read_topic
-from prodcat.consumer.topics import ensure_topics
 from prodcat.produce import produce_values
+from prodcat.scratch import scratch_settings
+from tests.operator_env import consume_env
 
 EVENTS = 120
 
 
 def start_supervisor(bootstrap: str, registry: Path) -> tuple[subprocess.Popen[str], ConsumerSettings]:
-    run = uuid.uuid4().hex[:8]
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "PRODCAT_INPUT_TOPIC": f"m-{run}.raw",
-        "PRODCAT_OUTPUT_TOPIC": f"m-{run}.out",
-        "PRODCAT_DEAD_LETTER_TOPIC": f"m-{run}.dlq",
-        "PRODCAT_GROUP_ID": f"m-{run}",
-        "PRODCAT_REGISTRY": str(registry),
-        "PRODCAT_DEVICE": "cpu",
-        "PRODCAT_SESSION_TIMEOUT_MS": "6000",
-        "PRODCAT_HEARTBEAT_INTERVAL_MS": "500",
-        "PRODCAT_LOG_JSON": "true",
-    }
-    settings = ConsumerSettings(
-        bootstrap_servers=bootstrap,
-        input_topic=env["PRODCAT_INPUT_TOPIC"],
-        output_topic=env["PRODCAT_OUTPUT_TOPIC"],
-        dead_letter_topic=env["PRODCAT_DEAD_LETTER_TOPIC"],
-    )
-    ensure_topics(
-        kafka_client_config(settings),
-        {settings.input_topic: 4, settings.output_topic: 2, settings.dead_letter_topic: 1},
-    )
+    settings = scratch_settings(bootstrap, "m", partitions=4)
+    env = consume_env(settings, registry, PRODCAT_LOG_JSON="true")
     process = subprocess.Popen(
         [sys.executable, "-m", "prodcat.cli", "consume", "--processes", "2"],
         env=env,
