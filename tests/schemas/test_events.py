@@ -1,3 +1,4 @@
+import hashlib
 from datetime import UTC, datetime
 
 import pytest
@@ -30,6 +31,8 @@ def test_dead_letter_event_accepts_the_documented_error_kinds() -> None:
         source_offset=7,
         original_key_b64=None,
         original_value_b64="e30=",
+        original_value_bytes=2,
+        original_value_sha256=hashlib.sha256(b"{}").hexdigest(),
         failed_at=datetime.now(UTC),
         consumer_group="g",
     )
