@@ -270,6 +270,7 @@ class CategorizerService:
 
         def waiting(missing: list[str]) -> None:
             self.readiness.waiting_for = "topics " + ", ".join(missing)
+            self.readiness.broker_reachable = self.broker.reachable
             if time.monotonic() >= next_log[0]:
                 next_log[0] = time.monotonic() + WAITING_LOG_EVERY_S
                 log.warning("waiting_for_topics", missing=missing, create=settings.create_topics)

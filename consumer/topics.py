@@ -29,6 +29,8 @@ def wait_for_topics(
     admin = _admin(config)
     while not stop.is_set():
         missing = _missing(admin, topics, timeout_s=poll_s)
+        # Serves the client's callbacks: its error_cb is how a caller learns no broker answers.
+        admin.poll(0)
         if not missing:
             return True
         on_wait(missing)
