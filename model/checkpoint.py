@@ -31,7 +31,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_INDEX_FILE = "model.safetensors.index.json"
 HEAD_FILE = "head.safetensors"
-# A fast tokenizer is what serving runs (encode.TitleEncoder); its config says how to build it.
+# A fast tokenizer is what serving runs (runtime.TorchModel.encode); its config says how to build it.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 # Suffixes that torch.save, pickle and the Hugging Face pickle formats write. The loader
 # opens safetensors only, so such a file is never unpickled by it; a checkpoint holding
