@@ -81,7 +81,8 @@ def test_each_row_of_a_padded_batch_scores_as_it_does_alone(served: TorchModel) 
     together = served.infer(rows, top_k=3)
     alone = [served.infer([row], top_k=3) for row in rows]
     assert together.indices == [a.indices[0] for a in alone]
-    assert together.scores == pytest.approx([a.scores[0] for a in alone], abs=1e-5)
+    for row_scores, single in zip(together.scores, alone, strict=True):
+        assert row_scores == pytest.approx(single.scores[0], abs=1e-5)
 
 
 def test_half_precision_gives_the_labels_full_precision_gives(served: TorchModel) -> None:
