@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 import torch
 
 from prodcat.testing import TinyRecipe, kafka_broker, train_tiny, write_sample_corpus
@@ -19,6 +20,14 @@ from prodcat.trainer.train import TrainResult
 # The test kit's recipe (see TinyRecipe), so the checkpoint trained here is the very one a
 # user's suite gets from `prodcat_registry`.
 RECIPE = TinyRecipe()
+
+
+@pytest.fixture(autouse=True)
+def default_logging() -> Iterator[None]:
+    # A test that configures logging (the CLI run in-process does) must not leave its level
+    # behind: a WARNING filter there would hide the info events a later capture_logs expects.
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import huggingface_hub.constants
 import orjson
 import pytest
 
@@ -145,6 +146,8 @@ def test_an_unreachable_hub_model_gets_one_line(
     capsys: pytest.CaptureFixture[str], corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # Read once, when huggingface_hub is first imported (by an earlier test, in a full run).
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     code, err = run_cli(
         capsys,
         "train",
