@@ -51,6 +51,7 @@ from bench.streams import Pass, bare_client_pass, fresh_input, service_pass
 from prodcat.broker import EmbeddedBroker
 from prodcat.cli_env import kafka_bootstrap_from_env
 from prodcat.consumer.batcher import BatchLimits
+from prodcat.consumer.config import ConsumerSettings
 from prodcat.consumer.logs import configure_logging
 from prodcat.trainer.sample_corpus import generate, write_jsonl
 from prodcat.trainer.tiny_base import build_tiny_base
@@ -74,15 +75,18 @@ class Context:
     values: list[bytes]
 
     def service(self, model: SimulatedDevice, *, sequential: bool) -> Pass:
+        return service_pass(self.fresh_input(), model, len(self.titles), sequential=sequential)
+
+    def fresh_input(self) -> ConsumerSettings:
+        """Settings on fresh topics, the input holding this run's events."""
         args = self.args
-        settings = fresh_input(
+        return fresh_input(
             self.bootstrap,
             self.values,
             partitions=args.partitions,
             max_batch_size=args.max_batch_size,
             max_wait_ms=args.max_wait_ms,
         )
-        return service_pass(settings, model, len(self.titles), sequential=sequential)
 
     def device(self, seconds_per_batch: float) -> SimulatedDevice:
         return SimulatedDevice(
@@ -175,13 +179,7 @@ def padding_section(ctx: Context, measured: SimulatedDevice) -> list[str]:
 def kafka_section(ctx: Context) -> list[str]:
     args = ctx.args
     kafka_alone = ctx.service(ctx.device(0.0), sequential=False)
-    settings = fresh_input(
-        ctx.bootstrap,
-        ctx.values,
-        partitions=args.partitions,
-        max_batch_size=args.max_batch_size,
-        max_wait_ms=args.max_wait_ms,
-    )
+    settings = ctx.fresh_input()
     bare = bare_client_pass(settings, len(ctx.titles))
     return [
         "### 3. Kafka path vs a bare client",
@@ -205,13 +203,7 @@ def processes_section(ctx: Context) -> list[str]:
     registry = args.registry or tiny_registry(ctx.work)
     rows: list[tuple[int, Pass, str]] = []
     for count in (1, args.processes):
-        settings = fresh_input(
-            ctx.bootstrap,
-            ctx.values,
-            partitions=args.partitions,
-            max_batch_size=args.max_batch_size,
-            max_wait_ms=args.max_wait_ms,
-        )
+        settings = ctx.fresh_input()
         result = cli_pass(settings, registry, len(ctx.titles), count, timeout_s=args.process_timeout_s)
         rows.append((count, result, shown(consume_command(settings, registry, count))))
     single = rows[0][1].per_second
