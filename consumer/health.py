@@ -99,6 +99,9 @@ def serve_health(
                 age = metrics.loop_age_s()
                 if age is not None and age > stall_after_s:
                     self._answer(503, f"main loop stalled for {age:.0f}s\n".encode())
+                elif not readiness.broker_reachable and readiness.model_loaded:
+                    # Alive all the same: restarting does not bring a broker back; /readyz is 503.
+                    self._answer(200, b"ok; broker not reachable\n")
                 else:
                     self._answer(200, b"ok\n")
             elif path == "/readyz":

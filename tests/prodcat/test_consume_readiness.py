@@ -86,7 +86,7 @@ def test_a_consumer_started_before_its_topics_exist_becomes_ready_once_they_are_
         process.wait()
 
 
-def test_readyz_says_the_broker_is_unreachable_while_no_broker_answers(trained_registry: Path) -> None:
+def test_the_probes_say_the_broker_is_unreachable_while_no_broker_answers(trained_registry: Path) -> None:
     settings, port = settings_without_topics(f"127.0.0.1:{free_port()}"), free_port()
     process = start(settings, trained_registry, port)
     try:
@@ -94,6 +94,7 @@ def test_readyz_says_the_broker_is_unreachable_while_no_broker_answers(trained_r
         wait_until(lambda: "waiting for topics" in probe(port, "/readyz")[1], process)
         wait_until(lambda: "broker not reachable" in probe(port, "/readyz")[1], process)
         assert probe(port, "/readyz")[0] == 503
+        assert probe(port, "/healthz") == (200, "ok; broker not reachable\n")
     finally:
         process.kill()
         process.wait()
