@@ -319,6 +319,9 @@ class CategorizerService:
                 self.broker.mark_reachable()
                 self._accept(messages)
                 self._dispatch()
+        else:
+            # No room to poll: wait a moment for acknowledgements (which free room), not in a spin.
+            self._delivery.sink.poll(BUSY_POLL_S)
         self._delivery.service()
         self._handle_refusals()
         fresh = self._models.poll()
