@@ -78,7 +78,6 @@ class Delivery(Generic[R]):
         self._last_commit = clock()
         self.acknowledged: Counter[str] = Counter()
         """Outputs the broker acknowledged, by the kind the caller gave them."""
-        self.commits = 0
 
     @property
     def sink(self) -> KafkaSink:
@@ -211,7 +210,6 @@ class Delivery(Generic[R]):
             if not offsets or not self._source.commit(offsets, asynchronous=asynchronous):
                 return
         self._offsets.committed(offsets)
-        self.commits += 1
         if self._on_commit is not None:
             self._on_commit()
 

@@ -56,11 +56,6 @@ class OffsetTracker:
         state.track(offset)
         return state
 
-    def mark_done(self, tp: TopicPartitionKey, offset: int) -> None:
-        state = self._partitions.get(tp)
-        if state is not None:
-            state.mark_done(offset)
-
     def pending(self) -> int:
         return sum(len(s.in_flight) for s in self._partitions.values())
 

@@ -90,10 +90,16 @@ class Item:
         "value",
     )
 
-    def __init__(self, message: Message, state: PartitionOffsets, accepted_at: float) -> None:
-        self.topic: str = message.topic()  # type: ignore[assignment]
-        self.partition: int = message.partition()  # type: ignore[assignment]
-        self.offset: int = message.offset()  # type: ignore[assignment]
+    def __init__(
+        self,
+        message: Message,
+        tp: TopicPartitionKey,
+        offset: int,
+        state: PartitionOffsets,
+        accepted_at: float,
+    ) -> None:
+        self.topic, self.partition = tp
+        self.offset = offset
         self.key = message.key()
         self.value = message.value()
         self.headers: Headers | None = message.headers()  # type: ignore[assignment]
@@ -156,7 +162,6 @@ class CategorizerService:
         """`worker` runs the batches; by default a `DeviceWorker` thread, overlapping the Kafka path."""
         self._settings = settings
         self._models = models
-        self._model = models.current
         if settings.max_batch_tokens < self._model.max_length:
             raise ConfigError(
                 f"--max-batch-tokens {settings.max_batch_tokens} is below the checkpoint's max length "
@@ -208,6 +213,11 @@ class CategorizerService:
             on_commit=self.metrics.committed,
         )
         self._limit = sink.message_max_bytes
+
+    @property
+    def _model(self) -> ServingModel:
+        """The model new batches are tokenized for; the source swaps it between batches."""
+        return self._models.current
 
     def stop(self) -> None:
         """Asks the loop to finish what it holds, commit, and return. Safe from signal handlers."""
@@ -338,8 +348,10 @@ class CategorizerService:
         delivery, order, limit = self._delivery, self._order, self._limit
         valid: list[Item] = []
         for message in messages:
-            tp = (message.topic(), message.partition())
-            item = Item(message, delivery.track(tp, message.offset()), now)  # type: ignore[arg-type]
+            # A message without an error always carries its position; the stubs cannot know that.
+            tp: TopicPartitionKey = (message.topic(), message.partition())  # type: ignore[assignment]
+            offset: int = message.offset()  # type: ignore[assignment]
+            item = Item(message, tp, offset, delivery.track(tp, offset), now)
             parsed = parse_event(item.value, limit)
             if isinstance(parsed, Rejection):
                 self._dead_letter(item, parsed.kind, parsed.message)
@@ -556,7 +568,6 @@ class CategorizerService:
 
     def _swap(self, fresh: ServingModel) -> None:
         """Between batches: what has not been handed to the device yet is re-tokenized for `fresh`."""
-        self._model = fresh
         self.metrics.set_model(name=fresh.model_name, version=fresh.version)
         waiting = self._grouper.take_all()
         for item, ids in zip(waiting, self._encode(waiting), strict=True):

@@ -1,6 +1,4 @@
 import socket
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prodcat.consumer.health import HealthServer, Readiness, serve_health
 from prodcat.consumer.metrics import Metrics
 from prodcat.errors import ConfigError
+from tests import http_probe
 
 STALL_AFTER_S = 60.0
 
@@ -43,12 +42,7 @@ def server(metrics: Metrics, readiness: Readiness) -> Iterator[HealthServer]:
 
 
 def get(server: HealthServer, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, error.read().decode()
+    return http_probe.get(server.port, path)
 
 
 def ready_readiness() -> Readiness:

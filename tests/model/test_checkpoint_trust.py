@@ -11,7 +11,6 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from prodcat.cli import main
 from prodcat.errors import CheckpointError
 from prodcat.model.checkpoint import (
     CURRENT_FILE,
@@ -27,6 +26,7 @@ from prodcat.model.checkpoint import (
 from prodcat.model.classifier import ProductClassifier
 from prodcat.model.tokenizer import load_tokenizer
 from prodcat.trainer.publish import HISTORY_FILE, promote, rollback
+from tests.cli_runner import run_cli
 
 
 @pytest.fixture
@@ -66,14 +66,6 @@ def relist(checkpoint: Path, *relative: str) -> None:
     write_files(
         checkpoint, {**manifest_files(checkpoint), **{r: file_sha256(checkpoint / r) for r in relative}}
     )
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    return code, capsys.readouterr().err
 
 
 def test_a_published_checkpoint_verifies(checkpoint: Path) -> None:

@@ -10,14 +10,7 @@ import orjson
 import pytest
 
 from prodcat.cli import main
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    return code, capsys.readouterr().err
+from tests.cli_runner import run_cli
 
 
 def test_an_invalid_flag_value_gets_one_line_and_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,14 +6,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from prodcat.consumer.client_config import kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
 from prodcat.consumer.topics import ensure_topics
+from tests.http_probe import get
 from tests.operator_env import consume_env
 
 PROBE_TIMEOUT_S = 90.0
@@ -27,11 +26,7 @@ def free_port() -> int:
 
 def probe(port: int, path: str) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as refused:
-        with refused:
-            return refused.code, refused.read().decode()
+        return get(port, path, timeout_s=2)
     except OSError:
         return 0, "no answer"
 
