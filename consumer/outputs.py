@@ -2,17 +2,24 @@
 
 An enriched event is the producer's own bytes with the classification spliced in before
 the closing brace, so unknown fields, number formats and key order reach subscribers
-exactly as produced. A dead letter never outgrows the producer's record limit: when the
-original value does not fit, the letter carries its first bytes, its size and its sha256.
+exactly as produced. Splicing would break the published schema in three cases, where the
+document is rebuilt instead, every number still written as produced: a `classification`
+member of the producer's (replaced by ours), an integer `id` (written as its decimal text:
+the schema's id is a string), and a key given twice in one object (kept once, with its
+last value, as orjson and most parsers read it). A dead letter never outgrows the
+producer's record limit: when the original value does not fit, the letter carries its
+first bytes, its size and its sha256.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any
 
+import jiter
 import orjson
 
 from prodcat.consumer.sink import Headers
@@ -24,15 +31,52 @@ LETTER_OVERHEAD_BYTES = 8_192
 
 
 def enriched_value(raw: bytes, classification: dict[str, Any], *, replaces_field: bool) -> bytes:
-    """`raw` (a validated JSON object) with a `classification` member.
+    """`raw` (a document `parse_event` accepted) with a `classification` member.
 
-    `replaces_field` when the producer already sent a `classification` field: then the
-    document is rebuilt so the output has one such member, ours.
+    `replaces_field` when the caller knows the producer sent a `classification` field:
+    the document is then rebuilt without being looked at again.
+
+    Raises orjson's errors when a rebuilt document cannot be written.
     """
-    if replaces_field:
-        return orjson.dumps({**orjson.loads(raw), "classification": classification})
+    if replaces_field or not _spliceable(raw):
+        return _rebuilt(raw, classification)
     body = raw.rstrip()
     return body[:-1] + b',"classification":' + orjson.dumps(classification) + b"}"
+
+
+def _spliceable(raw: bytes) -> bool:
+    """The producer's bytes plus our member are a valid enriched event with no key twice."""
+    try:
+        document = jiter.from_json(raw, catch_duplicate_keys=True, cache_mode="keys")
+    except ValueError:
+        # A duplicated key: accepted documents fail here for no other reason.
+        return False
+    return type(document.get("id")) is str and "classification" not in document
+
+
+class _Number:
+    """A number as written in the input, so a rebuilt document does not round it."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _as_written(number: _Number) -> orjson.Fragment:
+    return orjson.Fragment(number.text)
+
+
+def _rebuilt(raw: bytes, classification: dict[str, Any]) -> bytes:
+    # The standard library's parser, for its hooks: every number kept as written, and a
+    # repeated key's last value (in its first place), as orjson reads it.
+    document = json.loads(raw, parse_int=_Number, parse_float=_Number)
+    event_id = document.get("id")
+    if isinstance(event_id, _Number):
+        # parse_event accepted only an integer here; int() drops a "-" from "-0", as it did.
+        document["id"] = str(int(event_id.text))
+    document["classification"] = classification
+    return orjson.dumps(document, default=_as_written)
 
 
 def headers_size(headers: Headers | None) -> int:

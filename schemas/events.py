@@ -20,18 +20,25 @@ class RawEvent(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    id: str = Field(min_length=1, max_length=MAX_ID_CHARS, description="Product id; the Kafka key.")
+    id: str = Field(
+        min_length=1,
+        max_length=MAX_ID_CHARS,
+        description="Product id; the Kafka key. An integer is accepted, and enriched events carry it as "
+        "its decimal text.",
+    )
     title: str = Field(min_length=1, max_length=MAX_TITLE_CHARS)
     description: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
     brand: str | None = Field(default=None, max_length=MAX_ID_CHARS)
-    price: float | None = Field(default=None, ge=0)
+    # Strict: the enriched event carries the producer's bytes, so "9.99" (text) would break its schema.
+    price: float | None = Field(default=None, ge=0, strict=True)
     currency: str | None = Field(default=None, max_length=8)
     url: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
 
     @field_validator("id", mode="before")
     @classmethod
     def _id_from_number(cls, value: Any) -> Any:
-        # Many catalogues use numeric ids; accept them but keep the key space textual.
+        # Many catalogues use numeric ids; accept whole numbers, of any size, as their decimal text.
+        # A float has no one decimal text (1e3, 1000.0): it stays a schema violation.
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
         return value

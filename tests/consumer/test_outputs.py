@@ -1,7 +1,10 @@
 import base64
 import hashlib
+import json
 
+import jiter
 import orjson
+import pytest
 
 from prodcat.consumer.outputs import dead_letter, enriched_value
 from prodcat.schemas.events import DeadLetterEvent, ErrorKind
@@ -37,6 +40,32 @@ def test_a_classification_field_sent_by_the_producer_is_replaced_not_duplicated(
     output = enriched_value(raw, CLASSIFICATION, replaces_field=True)
     assert output.count(b'"classification"') == 1
     assert orjson.loads(output)["classification"] == CLASSIFICATION
+
+
+def test_a_numeric_id_comes_out_as_its_decimal_text() -> None:
+    raw = b'{"id": 123456789012345678901234567890, "title": "Boot"}'
+    event = orjson.loads(enriched_value(raw, CLASSIFICATION, replaces_field=False))
+    assert event["id"] == "123456789012345678901234567890"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"id": "1", "title": "First", "title": "Boot"}',
+        b'{"id": "1", "title": "Boot", "size": {"eu": 40, "eu": 41}}',
+    ],
+)
+def test_a_key_given_twice_comes_out_once_with_its_last_value(raw: bytes) -> None:
+    output = enriched_value(raw, CLASSIFICATION, replaces_field=False)
+    event = jiter.from_json(output, catch_duplicate_keys=True)
+    assert event["title"] == "Boot" and event.get("size", {"eu": 41}) == {"eu": 41}
+
+
+def test_a_rebuilt_event_keeps_every_number_as_it_was_written() -> None:
+    raw = b'{"id": "1", "title": "Boot", "classification": 0, "gtin": 12345678901234567890123, "w": 1E3}'
+    output = enriched_value(raw, CLASSIFICATION, replaces_field=True)
+    as_written = json.loads(output, parse_int=str, parse_float=str)
+    assert (as_written["gtin"], as_written["w"]) == ("12345678901234567890123", "1E3")
 
 
 def test_a_letter_that_fits_carries_the_whole_original_value() -> None:

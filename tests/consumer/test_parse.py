@@ -58,3 +58,48 @@ def test_an_oversized_value_is_rejected_before_it_is_decoded() -> None:
     assert isinstance(parsed, Rejection)
     assert parsed.kind == ErrorKind.TOO_LARGE
     assert "limit 100" in parsed.message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'{"id": "a", "title": "t", "price": Infinity}',
+        b'{"id": "a", "title": "t", "weight": -Infinity}',
+        b'{"id": "a", "title": "t", "specs": {"ratio": NaN}}',
+        # Valid JSON grammar, but no double holds it: a strict parser refuses it, so must we.
+        b'{"id": "a", "title": "t", "price": 1e400}',
+        b'{"id": "a", "title": "t", "gtin": 1' + b"0" * 400 + b"}",
+    ],
+)
+def test_what_a_strict_json_parser_refuses_is_invalid_json(value: bytes) -> None:
+    parsed = parse_event(value, LIMIT)
+    assert isinstance(parsed, Rejection)
+    assert parsed.kind == ErrorKind.INVALID_JSON
+
+
+def test_a_numeric_id_of_any_size_is_kept_as_its_exact_decimal_text() -> None:
+    parsed = parse_event(b'{"id": 123456789012345678901234567890, "title": "Bib"}', LIMIT)
+    assert isinstance(parsed, RawEvent)
+    assert parsed.id == "123456789012345678901234567890"
+
+
+@pytest.mark.parametrize("number", [b"1e3", b"1000.0", b"1.5", b"-2E2"])
+def test_a_fractional_or_exponent_id_is_a_schema_violation(number: bytes) -> None:
+    parsed = parse_event(b'{"id": ' + number + b', "title": "Bib"}', LIMIT)
+    assert isinstance(parsed, Rejection)
+    assert parsed.kind == ErrorKind.SCHEMA_VIOLATION
+    assert parsed.message.startswith("id:")
+
+
+@pytest.mark.parametrize("price", [b'"9.99"', b"true"])
+def test_a_price_that_is_not_a_json_number_is_a_schema_violation(price: bytes) -> None:
+    # The enriched event carries the producer's bytes: a price accepted as text stays text there.
+    parsed = parse_event(b'{"id": "a", "title": "Bib", "price": ' + price + b"}", LIMIT)
+    assert isinstance(parsed, Rejection)
+    assert parsed.kind == ErrorKind.SCHEMA_VIOLATION and parsed.message.startswith("price:")
+
+
+def test_a_duplicated_key_takes_its_last_value() -> None:
+    parsed = parse_event(b'{"id": "a", "title": "First", "title": "Last"}', LIMIT)
+    assert isinstance(parsed, RawEvent)
+    assert parsed.title == "Last"
