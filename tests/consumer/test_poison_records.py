@@ -19,6 +19,7 @@ from prodcat.consumer.source import read_topic
 from prodcat.model.loading import load_model
 from prodcat.schemas.events import DeadLetterEvent, ErrorKind
 from prodcat.scratch import scratch_settings
+from tests.schemas.published import assert_published
 
 # One past what the JSON parser nests (pydantic's recursion limit sits below 254).
 DEEP_LEVELS = 254
@@ -49,6 +50,8 @@ POISON = {
     "large": b'{"id": "large", "title": "' + b"y" * LARGE_LETTER_BYTES,
     # Over the input limit: the embedded broker takes records past 1 MB from a producer allowed them.
     "huge": padded_event("huge", DEFAULT_MESSAGE_MAX_BYTES + 100_000),
+    # Lenient parsers take it; spliced into an enriched event, strict ones could not read that.
+    "infinity": b'{"id": "infinity", "title": "Silk Scarf", "price": Infinity}',
 }
 GOOD = [f"good-{n}" for n in range(len(POISON) + 1)]
 
@@ -81,6 +84,7 @@ def outcome(kafka_bootstrap: str, trained_registry: Path) -> Outcome:
 
     enriched = read_topic(client, settings.output_topic, expected=len(GOOD))
     dead = read_topic(client, settings.dead_letter_topic, expected=len(POISON))
+    assert_published(enriched, dead)
     offsets = {offset: name for offset, name in zip(range(1, len(values), 2), POISON, strict=True)}
     letters = [DeadLetterEvent.model_validate_json(r.value or b"") for r in dead]
     return Outcome(
@@ -130,3 +134,7 @@ def test_a_value_over_the_input_limit_is_dead_lettered_as_too_large(outcome: Out
     assert letter.error_kind == ErrorKind.TOO_LARGE
     assert letter.original_value_truncated
     assert letter.original_value_bytes == len(POISON["huge"])
+
+
+def test_a_non_standard_json_literal_is_dead_lettered_as_invalid_json(outcome: Outcome) -> None:
+    assert outcome.letters["infinity"].error_kind == ErrorKind.INVALID_JSON

@@ -25,6 +25,7 @@ from prodcat.produce import produce_values
 from prodcat.schemas import DeadLetterEvent, EnrichedEvent
 from prodcat.scratch import scratch_settings
 from tests.faults import BrokenDeviceModel, PoisonSensitiveModel
+from tests.schemas.published import assert_published
 
 PARTITIONS = 3
 
@@ -63,11 +64,14 @@ def events_factory(count: int, malformed_every: int | None = None) -> tuple[list
 def outputs(
     settings: ConsumerSettings, enriched: int, dead: int, settle_s: float = 0.0
 ) -> tuple[list[Record], list[Record]]:
+    """What the service wrote, each record checked against its published schema."""
     client = kafka_client_config(settings)
-    return (
+    read = (
         read_topic(client, settings.output_topic, expected=enriched, settle_s=settle_s),
         read_topic(client, settings.dead_letter_topic, expected=dead, settle_s=settle_s),
     )
+    assert_published(*read)
+    return read
 
 
 def dead_letter_id(record: Record) -> str:
@@ -231,3 +235,21 @@ def test_an_idle_run_reports_zero_seconds_not_a_negative_duration(
 
     assert (summary.consumed, summary.seconds) == (0, 0.0)
     assert math.copysign(1.0, summary.seconds) == 1.0
+
+
+def test_events_the_schema_takes_in_another_form_come_out_in_its_own(
+    kafka_bootstrap: str, trained_registry: Path, classifier: TorchModel
+) -> None:
+    settings = settings_factory(kafka_bootstrap, trained_registry)
+    values = [
+        b'{"id": 123456789012345678901234567890, "title": "Kids Rain Boots"}',
+        b'{"id": "twice", "title": "Silk Scarf", "title": "Kids Rain Boots"}',
+        b'{"id": "theirs", "title": "Silk Scarf", "classification": "Scarves"}',
+    ]
+    produce_values(values, settings)
+    CategorizerService(settings, FixedModel(classifier)).run(until_records=len(values))
+
+    enriched, _ = outputs(settings, len(values), 0)
+    events = {event["id"]: event for event in (orjson.loads(r.value or b"") for r in enriched)}
+    assert set(events) == {"123456789012345678901234567890", "twice", "theirs"}
+    assert events["twice"]["title"] == "Kids Rain Boots"
