@@ -16,8 +16,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from prodcat.broker import EmbeddedBroker
+from prodcat.consumer.client_config import kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
-from prodcat.consumer.service import kafka_client_config
 from prodcat.consumer.source import Record, read_topic
 from prodcat.model.loading import load_model
 from prodcat.model.runtime import TorchModel

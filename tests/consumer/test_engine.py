@@ -8,14 +8,17 @@ import base64
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from prodcat.consumer.classify.provider import FixedModel
+from prodcat.consumer.client_config import kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
-from prodcat.consumer.service import CategorizerService, RunSummary, kafka_client_config
+from prodcat.consumer.service import CategorizerService, RunSummary
 from prodcat.consumer.source import Record, read_topic
 from prodcat.model.encode import encode
 from prodcat.model.loading import load_model
@@ -65,7 +68,7 @@ def instructed(corpus: Path, tiny_base: Path, tmp_path_factory: pytest.TempPathF
     return model
 
 
-def settings_for(bootstrap: str, registry: Path, **overrides: object) -> ConsumerSettings:
+def settings_for(bootstrap: str, registry: Path, **overrides: Any) -> ConsumerSettings:
     return scratch_settings(bootstrap, "engine", registry=registry, device="cpu", **overrides)
 
 
@@ -97,9 +100,9 @@ def run_in_thread(service: CategorizerService, **kwargs: int) -> tuple[threading
     return worker, summaries
 
 
-def wait_for(condition: object, what: str) -> None:
+def wait_for(condition: Callable[[], object], what: str) -> None:
     deadline = time.monotonic() + WAIT_S
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
         time.sleep(0.005)

@@ -13,7 +13,8 @@ import pytest
 from confluent_kafka import Producer
 
 from prodcat.consumer.classify.provider import FixedModel
-from prodcat.consumer.service import CategorizerService, kafka_client_config
+from prodcat.consumer.client_config import kafka_client_config
+from prodcat.consumer.service import CategorizerService
 from prodcat.consumer.sink import DEFAULT_MESSAGE_MAX_BYTES
 from prodcat.consumer.source import read_topic
 from prodcat.model.loading import load_model

@@ -20,10 +20,10 @@ import orjson
 from confluent_kafka import Producer
 from structlog.testing import capture_logs
 
+from prodcat.consumer.client_config import kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
 from prodcat.consumer.outputs import dead_letter
 from prodcat.consumer.replay import POLL_RECORDS, replay_dead_letters
-from prodcat.consumer.service import kafka_client_config
 from prodcat.consumer.sink import DEFAULT_MESSAGE_MAX_BYTES
 from prodcat.consumer.source import read_topic
 from prodcat.schemas.events import ErrorKind
@@ -62,7 +62,7 @@ def ended_by(settings: ConsumerSettings, count: int) -> tuple[str, Counter[bytes
         replay_dead_letters(settings, INFERENCE_FAILED, idle_s=2.0)
     (finished,) = [entry for entry in logs if entry["event"] == "replay_finished"]
     sent = read_topic(kafka_client_config(settings), settings.input_topic, expected=count, settle_s=1.0)
-    return finished["ended_by"], Counter(r.value for r in sent)
+    return finished["ended_by"], Counter(r.value or b"" for r in sent)
 
 
 def test_replay_ends_at_the_end_offsets_captured_at_start_when_they_are_right(

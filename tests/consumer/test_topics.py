@@ -6,7 +6,7 @@ import threading
 import uuid
 
 import pytest
-from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient
 
 from prodcat.broker import free_port
 from prodcat.consumer.topics import create_topics, ensure_topics, wait_for_topics
@@ -21,7 +21,7 @@ def fresh(name: str) -> str:
     return f"topics-{uuid.uuid4().hex[:8]}.{name}"
 
 
-def client(bootstrap: str) -> dict[str, object]:
+def client(bootstrap: str) -> dict[str, str | int | float | bool]:
     return {"bootstrap.servers": bootstrap}
 
 

@@ -98,7 +98,7 @@ def test_manifest_records_the_library_versions(publish_one: Publish) -> None:
 
 def test_published_weights_are_stored_in_the_manifest_dtype(publish_one: Publish) -> None:
     checkpoint = publish_one()
-    dtypes = set()
+    dtypes: set[torch.dtype] = set()
     for path in checkpoint.glob("*.safetensors"):
         with safe_open(str(path), "pt") as weights:
             # A safe_open handle is not iterable; keys() is its only listing.

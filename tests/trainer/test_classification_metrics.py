@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import astuple
+
 import pytest
 
 from prodcat.trainer.metrics import ClassScore, accuracy, confusion_matrix, macro_f1, per_class
@@ -17,10 +19,12 @@ def test_accuracy_is_the_share_of_exact_matches() -> None:
 
 
 def test_per_class_matches_hand_computed_scores() -> None:
-    assert per_class(Y_TRUE, Y_PRED, ["a", "b", "c"]) == {
-        "a": ClassScore(precision=1.0, recall=pytest.approx(2 / 3), f1=pytest.approx(4 / 5), support=3),
-        "b": ClassScore(precision=0.5, recall=0.5, f1=pytest.approx(1 / 2), support=2),
-        "c": ClassScore(precision=0.5, recall=1.0, f1=pytest.approx(2 / 3), support=1),
+    scores = per_class(Y_TRUE, Y_PRED, ["a", "b", "c"])
+    # (precision, recall, f1, support) per class
+    assert {label: astuple(score) for label, score in scores.items()} == {
+        "a": pytest.approx((1.0, 2 / 3, 4 / 5, 3)),
+        "b": pytest.approx((0.5, 0.5, 1 / 2, 2)),
+        "c": pytest.approx((0.5, 1.0, 2 / 3, 1)),
     }
 
 

@@ -8,6 +8,7 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -82,10 +83,17 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Archive:
     return built
 
 
-def build(archive: Archive, out: Path, options: BuildOptions | None = None, **read: object) -> dict:
+def build(
+    archive: Archive,
+    out: Path,
+    options: BuildOptions | None = None,
+    *,
+    mapping: dict[str, str] | None = None,
+    text: TextOptions | None = None,
+) -> dict[str, Any]:
     stats = ReadStats()
     options = options or BuildOptions()
-    offers = read_lspc(archive.path, stats=stats, progress=False, **read)  # type: ignore[arg-type]
+    offers = read_lspc(archive.path, mapping=mapping, text=text or TextOptions(), stats=stats, progress=False)
     return write_dataset(build_dataset(offers, options, stats), out)
 
 

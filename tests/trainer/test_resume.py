@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -22,7 +23,7 @@ def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def lora_config(data: Path, base: Path, registry: Path, **changes: object) -> TrainConfig:
+def lora_config(data: Path, base: Path, registry: Path, **changes: Any) -> TrainConfig:
     # LoRA with dropout, so the random state must be restored too, not only the weights.
     config = TrainConfig(
         data=data,
