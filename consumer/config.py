@@ -122,6 +122,13 @@ class ConsumerSettings(BaseSettings):
     shutdown_timeout_s: float = Field(
         default=30.0, gt=0, le=3600, description="Longest wait for acknowledgements when draining."
     )
+    timeout: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="Longest wait at start for a Kafka broker to answer before exiting with one "
+        "line naming the bootstrap servers (0: wait as long as it takes).",
+    )
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (off when unset)."
     )

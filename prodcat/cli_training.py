@@ -16,7 +16,7 @@ from prodcat.argtypes import (
     positive_int,
 )
 from prodcat.cli_output import print_json
-from prodcat.flags import add_env_defaults
+from prodcat.flags import COMMAND_ENV_PREFIXES, add_env_defaults
 from prodcat.schemas.labels import DEFAULT_CATEGORIES
 
 
@@ -327,5 +327,12 @@ def register(commands: Any) -> None:
         sub.add_argument("--registry", type=Path, default=Path("registry"))
         sub.add_argument("--model-name", default="product-categorizer")
         sub.set_defaults(handler=handler)
-    for command in (tiny, sample, build, train, evaluate, listing, promote, back):
-        add_env_defaults(command)
+    for group, commands_of_group in (
+        ("base", (tiny,)),
+        ("dataset", (sample, build)),
+        ("train", (train,)),
+        ("evaluate", (evaluate,)),
+        ("registry", (listing, promote, back)),
+    ):
+        for command in commands_of_group:
+            add_env_defaults(command, COMMAND_ENV_PREFIXES[group])

@@ -12,6 +12,7 @@ import os
 import shutil
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Literal
@@ -107,7 +108,7 @@ def publish(
             training=recipe,
             metrics=dict(metrics),
             files=_hash_files(staging),
-            library_versions={name: installed_version(name) for name in RECORDED_LIBRARIES},
+            library_versions=library_versions(RECORDED_LIBRARIES),
         )
         (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
         _make_readable(staging)
@@ -117,6 +118,18 @@ def publish(
         raise
     _point_current(model_dir, version, history=history)
     return final
+
+
+def library_versions(names: Sequence[str]) -> dict[str, str]:
+    """The installed version of each of `names`; one not installed (peft after a full fine-tune
+    without the `train` extra) is left out."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = installed_version(name)
+        except PackageNotFoundError:
+            continue
+    return versions
 
 
 def promote(registry: Path, model_name: str, version: str) -> Path:

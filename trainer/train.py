@@ -10,10 +10,9 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from prodcat.errors import ConfigError
@@ -29,6 +28,9 @@ from prodcat.trainer.device import training_device
 from prodcat.trainer.loop import fit, score
 from prodcat.trainer.publish import publish
 from prodcat.trainer.records import LabeledTitle, read_jsonl
+
+if TYPE_CHECKING:
+    from peft import PeftModel
 
 GOLDEN_SIZE = 32
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -133,6 +135,9 @@ def train(config: TrainConfig) -> TrainResult:
     model = ProductClassifier.from_base(config.base_model, len(config.labels))
     lora: PeftModel | None = None
     if not config.full_finetune:
+        # peft (the `train` extra) only here: a full fine-tune, the test kit's, runs without it.
+        from peft import LoraConfig, get_peft_model
+
         # LoRA layers go into the backbone in place; `lora` is the handle that saves the
         # adapter and merges it. The head is not wrapped, so it trains in full.
         lora = get_peft_model(

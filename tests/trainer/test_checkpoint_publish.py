@@ -3,6 +3,7 @@ from __future__ import annotations
 import stat
 from collections.abc import Callable
 from datetime import UTC, datetime
+from importlib.metadata import version as installed_version
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from prodcat.model.classifier import ProductClassifier
 from prodcat.schemas.labels import DEFAULT_CATEGORIES
 from prodcat.schemas.manifest import TrainingRecipe
 from prodcat.trainer import publish as publish_module
-from prodcat.trainer.publish import list_versions, promote, publish, rollback
+from prodcat.trainer.publish import library_versions, list_versions, promote, publish, rollback
 
 MODEL_NAME = "product-categorizer"
 RECIPE = TrainingRecipe(
@@ -94,6 +95,11 @@ def test_published_files_are_readable_by_other_users(publish_one: Publish) -> No
 def test_manifest_records_the_library_versions(publish_one: Publish) -> None:
     manifest = verify(publish_one()).manifest
     assert set(manifest.library_versions) == {"torch", "transformers", "peft", "tokenizers"}
+
+
+def test_a_library_that_is_not_installed_is_left_out_of_the_recorded_versions() -> None:
+    # As peft is after a full fine-tune in an install without the `train` extra.
+    assert library_versions(("torch", "no-such-distribution")) == {"torch": installed_version("torch")}
 
 
 def test_published_weights_are_stored_in_the_manifest_dtype(publish_one: Publish) -> None:
