@@ -253,3 +253,55 @@ def read_topic(
         return records
     finally:
         reader.close()
+
+
+def read_to_end(
+    config: Mapping[str, object],
+    topic: str,
+    *,
+    idle_s: float = 5.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[Record]:
+    """Every record of a topic from the beginning to the end offsets it had when asked, without
+    joining a group; in each partition's order.
+
+    Where the broker's end offsets prove wrong (a record at or past one, as the embedded
+    broker gives) or cannot be reached (a compacted tail), it ends once no record has come
+    for `idle_s` instead.
+    """
+    reader = Consumer({**config, "group.id": "prodcat-reader", "enable.auto.commit": False})
+    try:
+        try:
+            metadata = reader.list_topics(topic, timeout=30.0).topics[topic]
+            if metadata.error is not None:
+                raise BrokerError(f"cannot read {topic}: {metadata.error.str()}")
+            watermarks = {
+                p: reader.get_watermark_offsets(TopicPartition(topic, p), timeout=30.0)
+                for p in metadata.partitions
+            }
+        except KafkaException as exc:
+            raise BrokerError(f"cannot read the end offsets of {topic}: {exc.args[0].str()}") from None
+        ends = {p: high for p, (_low, high) in watermarks.items()}
+        # From the low watermark: records before it were deleted (retention, compaction).
+        positions = {p: low for p, (low, _high) in watermarks.items()}
+        reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        trusted = True
+        records: list[Record] = []
+        quiet_since = clock()
+        while clock() - quiet_since < idle_s:
+            if trusted and all(positions[p] >= end for p, end in ends.items()):
+                break
+            messages = reader.consume(num_messages=1000, timeout=0.2)
+            if messages:
+                quiet_since = clock()
+            for message in messages:
+                if KafkaSource._is_error(message):
+                    continue
+                record = record_of(message)
+                if record.offset >= ends.get(record.partition, 0):
+                    trusted = False
+                positions[record.partition] = record.offset + 1
+                records.append(record)
+        return records
+    finally:
+        reader.close()
