@@ -5,8 +5,9 @@ all of an id's labels, in order). A label outside the label set is refused and c
 
 The merge keeps ids out of two splits: an id that is a product (cluster) of the base keeps
 that product's split, and all its base titles take the new label, since one product has one
-category; a new id goes to a split chosen from a hash of the id, so the same id lands in
-the same split in every build, whichever labels came with it and in whatever order.
+category (or leave the dataset, when its latest label is outside the set); a new id goes
+to a split chosen from a hash of the id, so the same id lands in the same split in every
+build, whichever labels came with it and in whatever order.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class LabelsReport:
     """Labelled titles the base already holds for the same product."""
     relabelled: int = 0
     """Base titles whose product's label changed."""
+    dropped: int = 0
+    """Base titles whose product's latest label is outside the label set."""
     new_ids: Counter[str] = field(default_factory=Counter)
     """Ids the base did not hold, by the split they went to."""
 
@@ -75,6 +78,7 @@ class LabelsReport:
             "added": self.added,
             "already_present": self.already_present,
             "relabelled": self.relabelled,
+            "dropped": self.dropped,
             "new_ids": {name: self.new_ids[name] for name in SPLITS},
         }
 
@@ -119,11 +123,13 @@ def merge_labels(
     """The base's splits with the labelled ids merged in (see the module's docstring)."""
     wanted = set(labels)
     accepted: dict[str, LabelEvent] = {}
+    withdrawn: set[str] = set()
     for product_id, event in events.items():
         if event.label in wanted:
             accepted[product_id] = event
         else:
             report.refused[event.label] += 1
+            withdrawn.add(product_id)
     report.ids = len(accepted)
 
     splits: dict[str, list[Offer]] = {name: [] for name in SPLITS}
@@ -131,6 +137,9 @@ def merge_labels(
     seen: set[tuple[str, str]] = set()
     for name, offers in (base.splits if base else {}).items():
         for offer in offers:
+            if offer.cluster_id in withdrawn:
+                report.dropped += 1
+                continue
             split_of.setdefault(offer.cluster_id, name)
             correction = accepted.get(offer.cluster_id)
             if correction is not None and correction.label != offer.category:
