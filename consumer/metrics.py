@@ -58,6 +58,12 @@ class Metrics:
             ["kind"],
             registry=on,
         )
+        self._flagged = Counter(
+            "prodcat_events_flagged_for_review_total",
+            "Enriched events flagged for review (and written to the review topic), by label and reason.",
+            ["label", "reason"],
+            registry=on,
+        )
         self._batches = Counter("prodcat_batches_total", "Batches classified.", registry=on)
         self._commits = Counter(
             "prodcat_offset_commits_total", "Offset commits that carried offsets.", registry=on
@@ -127,6 +133,9 @@ class Metrics:
     def dead_lettered(self, kind: str, n: int = 1) -> None:
         self._dead_lettered.labels(kind=kind).inc(n)
 
+    def flagged_for_review(self, label: str, reason: str, n: int = 1) -> None:
+        self._flagged.labels(label=label, reason=reason).inc(n)
+
     def observe_batch(self, *, size: int, real_tokens: int, padded_tokens: int, inference_s: float) -> None:
         self._batches.inc()
         self._batch_size.observe(size)
@@ -185,6 +194,15 @@ class Metrics:
     @property
     def dead_lettered_total(self) -> int:
         return sum(self.dead_lettered_by_kind.values())
+
+    @property
+    def flagged_for_review_by_label(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for sample in _samples(self._flagged):
+            if sample.name.endswith("_total"):
+                label = sample.labels["label"]
+                totals[label] = totals.get(label, 0) + int(sample.value)
+        return totals
 
     @property
     def batches_total(self) -> int:
