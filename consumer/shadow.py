@@ -35,6 +35,13 @@ class Verdict:
     confidence: float
 
 
+def verdicts(
+    labels: Sequence[str], indices: Sequence[Sequence[int]], scores: Sequence[Sequence[float]]
+) -> list[Verdict]:
+    """Each row's top-1 verdict from a model's top-k output (best first, as `Inference` holds it)."""
+    return [Verdict(labels[row[0]], row_scores[0]) for row, row_scores in zip(indices, scores, strict=True)]
+
+
 def sampled(sequence: int, fraction: Fraction) -> bool:
     """Whether batch number `sequence` (0, 1, 2, ...) runs through the candidate.
 

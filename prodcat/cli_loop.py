@@ -41,6 +41,7 @@ def cmd_dataset_from_topic(args: argparse.Namespace) -> int:
     print(
         f"wrote {args.out}: {counts}; {topic['records']} label records, {topic['ids']} ids, "
         f"{topic['added']} titles added, {topic['relabelled']} base titles relabelled, "
+        f"{topic['dropped']} dropped, "
         f"{topic['unreadable']} unreadable, refused {sum(topic['refused'].values())} ({refused})"
     )
     return 0

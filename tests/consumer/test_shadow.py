@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from prodcat.consumer.shadow import ShadowJudge, Verdict, as_fraction, sampled, write_summary
+from prodcat.consumer.shadow import ShadowJudge, Verdict, as_fraction, sampled, verdicts, write_summary
 from prodcat.errors import CheckpointError
 from prodcat.schemas.shadow import Flip, ShadowSummary
 
@@ -172,3 +172,7 @@ def test_a_member_name_that_is_not_a_plain_name_is_refused() -> None:
             member="../x",
             fraction=1.0,
         )
+
+
+def test_verdicts_are_each_rows_best_label_and_score() -> None:
+    assert verdicts(LABELS, [[2, 0], [1, 2]], [[0.7, 0.2], [0.5, 0.4]]) == [v("Baby", 0.7), v("Shoes", 0.5)]

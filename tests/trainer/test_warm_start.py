@@ -18,6 +18,7 @@ from prodcat.trainer.records import write_jsonl
 from prodcat.trainer.sample_corpus import generate
 from prodcat.trainer.train import LORA_TARGETS, TrainConfig, TrainResult, train
 from prodcat.trainer.warm_start import checkpoint_to_resume, warm_start
+from tests.cli_runner import run_cli
 
 MODEL = "product-categorizer"
 # So small that a run barely moves its starting weights: what it ends with is where it began.
@@ -153,3 +154,22 @@ def test_a_lora_run_from_a_fully_fine_tuned_checkpoint_is_refused(
         warm_start(
             model, lora, resolve(registry_copy / MODEL), labels=DEFAULT_CATEGORIES, base_model=str(tiny_base)
         )
+
+
+def test_train_resume_from_reaches_the_run_and_refuses_in_one_line(
+    small_data: Path, tiny_base: Path, registry_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = run_cli(
+        capsys,
+        "train",
+        "--data",
+        str(small_data),
+        "--base-model",
+        str(tiny_base),
+        "--registry",
+        str(registry_copy),
+        "--resume-from",
+        "CURRENT",
+    )
+    assert (code, err.count("\n")) == (1, 1)
+    assert err.startswith("prodcat: error: --resume-from ") and "resume it with --full-finetune" in err
