@@ -176,3 +176,13 @@ def test_a_member_name_that_is_not_a_plain_name_is_refused() -> None:
 
 def test_verdicts_are_each_rows_best_label_and_score() -> None:
     assert verdicts(LABELS, [[2, 0], [1, 2]], [[0.7, 0.2], [0.5, 0.4]]) == [v("Baby", 0.7), v("Shoes", 0.5)]
+
+
+def test_a_repeated_id_moves_to_the_newest_place_in_the_window() -> None:
+    shadow = judge(window=2)
+    shadow.observe(["a", "b", "a", "c"], [v("Books"), v("Shoes"), v("Books"), v("Books")], [v("Books")] * 4)
+    shadow.label_arrived("a", "Books")
+    shadow.label_arrived("b", "Books")
+    live = shadow.summary().live
+    # b was the oldest once a came again, so c pushed b out, not a: a is judged (served right).
+    assert (live.judged, live.serving_correct, live.evicted) == (1, 1, 1)

@@ -58,6 +58,15 @@ def test_the_topic_is_read_to_its_end_in_each_partitions_order(labels_topic: Con
         assert offsets == sorted(offsets)
 
 
+def test_a_topic_longer_than_one_poll_is_read_whole(kafka_bootstrap: str) -> None:
+    # 1000 records is the most one poll returns: more proves the reader goes on polling,
+    # even where the broker's end offsets are wrong.
+    settings = scratch_settings(kafka_bootstrap, "long-labels", partitions=1)
+    produce_values([label(f"p{n}", "Books") for n in range(2500)], settings)
+    records = read_to_end(kafka_client_config(settings), settings.input_topic, idle_s=2.0)
+    assert [r.offset for r in records] == list(range(2500))
+
+
 def test_an_empty_topic_reads_as_no_records(kafka_bootstrap: str) -> None:
     settings = scratch_settings(kafka_bootstrap, "empty-labels")
     assert read_to_end(kafka_client_config(settings), settings.input_topic, idle_s=1.0) == []
