@@ -83,8 +83,10 @@ class ShadowSummary(BaseModel):
 
 
 # Beside the versions, not inside one: a checkpoint is exactly its manifest, and a file added
-# to its folder would make it fail verification. Hidden, so never taken for a version.
+# to its folder would make it fail verification. Hidden, so never taken for a version. One
+# folder per member, so a store that lists folders (not files) can list the members.
 SHADOW_DIR = ".shadow"
+SUMMARY_FILE = "summary.json"
 
 
 def summaries_folder(candidate_version: str) -> str:
@@ -93,5 +95,5 @@ def summaries_folder(candidate_version: str) -> str:
 
 
 def summary_file(candidate_version: str, member: str) -> str:
-    """One file per consumer member, relative to the model's registry folder."""
-    return f"{summaries_folder(candidate_version)}/{member}.json"
+    """One member's summary, relative to the model's registry folder."""
+    return f"{summaries_folder(candidate_version)}/{member}/{SUMMARY_FILE}"

@@ -1,9 +1,10 @@
 """The promotion gate: whether a candidate proved itself on live traffic, from the consumers'
 shadow summaries (see `consumer/shadow.py`), against the operator's thresholds.
 
-Summaries are read from the registry, beside the candidate (`.shadow/<version>/<member>.json`),
-rather than from a topic: they are small, each member replaces its own, the gate needs the
-latest of each and nothing older, and whoever can promote already reads the registry. Only
+Summaries are read from the registry, beside the candidate
+(`.shadow/<version>/<member>/summary.json`), rather than from a topic: they are small, each
+member replaces its own, the gate needs the latest of each and nothing older, and whoever can
+promote already reads the registry. Only
 summaries judged against the version CURRENT names count: a candidate must beat what is live
 now, not what was live before.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from prodcat.errors import CheckpointError, ConfigError
-from prodcat.schemas.shadow import ShadowSummary, summaries_folder
+from prodcat.schemas.shadow import ShadowSummary, summaries_folder, summary_file
 
 
 @dataclass(frozen=True)
@@ -151,8 +152,11 @@ def read_summaries(model_dir: Path, candidate: str) -> list[ShadowSummary]:
     if not folder.is_dir():
         return []
     summaries = []
-    # A member's file being replaced is a hidden temp file until renamed: never matched here.
-    for path in sorted(folder.glob("*.json")):
+    for member in sorted(p.name for p in folder.iterdir() if p.is_dir()):
+        path = model_dir / summary_file(candidate, member)
+        if not path.is_file():
+            # The member's folder is made before its first summary is renamed into it.
+            continue
         try:
             summaries.append(ShadowSummary.model_validate_json(path.read_bytes()))
         except ValidationError as exc:

@@ -151,7 +151,7 @@ def train(config: TrainConfig) -> TrainResult:
         warm_start(
             model,
             lora,
-            checkpoint_to_resume(config.registry / config.model_name, config.resume_from),
+            checkpoint_to_resume(config.registry, config.model_name, config.resume_from),
             labels=config.labels,
             base_model=config.base_model,
         )

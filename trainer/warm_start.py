@@ -18,7 +18,7 @@ from peft import LoraConfig, PeftModel, set_peft_model_state_dict
 from safetensors.torch import load_file
 
 from prodcat.errors import CheckpointError, ConfigError
-from prodcat.model.checkpoint import HEAD_FILE, read_current, verify, version_directory
+from prodcat.model.checkpoint import HEAD_FILE, check_name, read_current, verify, version_directory
 from prodcat.model.classifier import ProductClassifier
 
 CURRENT = "CURRENT"
@@ -26,8 +26,9 @@ ADAPTER_CONFIG = "adapter/adapter_config.json"
 ADAPTER_WEIGHTS = "adapter/adapter_model.safetensors"
 
 
-def checkpoint_to_resume(model_dir: Path, resume_from: str) -> Path:
+def checkpoint_to_resume(registry: Path, model_name: str, resume_from: str) -> Path:
     """The verified checkpoint `resume_from` names: `CURRENT` (the live one) or a version."""
+    model_dir = registry / check_name("model name", model_name)
     version = read_current(model_dir) if resume_from == CURRENT else resume_from
     return verify(version_directory(model_dir, version)).directory
 

@@ -158,7 +158,7 @@ def test_the_summary_is_written_beside_the_candidate_not_inside_it(tmp_path: Pat
     shadow = judge()
     shadow.observe(["a"], [v("Books")], [v("Books")])
     path = write_summary(tmp_path, shadow.summary())
-    assert path == tmp_path / ".shadow" / "v2" / "group.host.0.json"
+    assert path == tmp_path / ".shadow" / "v2" / "group.host.0" / "summary.json"
     assert ShadowSummary.model_validate_json(path.read_bytes()).compared == 1
 
 

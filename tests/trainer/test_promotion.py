@@ -153,6 +153,11 @@ def test_a_file_that_is_not_a_summary_is_refused_with_one_line(tmp_path: Path) -
     path.parent.mkdir(parents=True)
     path.write_text('{"compared": -1}')
     with pytest.raises(
-        CheckpointError, match=r"m0\.json is not a shadow summary: model_name: Field required"
+        CheckpointError, match=r"m0/summary\.json is not a shadow summary: model_name: Field required"
     ):
         read_summaries(tmp_path, "v2")
+
+
+def test_a_member_folder_without_a_summary_yet_is_passed_over(tmp_path: Path) -> None:
+    (tmp_path / summary_file("v2", "m0")).parent.mkdir(parents=True)
+    assert read_summaries(tmp_path, "v2") == []

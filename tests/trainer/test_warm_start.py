@@ -65,13 +65,12 @@ def lora_model(tiny_base: Path, r: int = 4, alpha: int = 8) -> tuple[ProductClas
 
 
 def test_current_names_the_live_version(registry_copy: Path) -> None:
-    model_dir = registry_copy / MODEL
-    assert checkpoint_to_resume(model_dir, "CURRENT") == resolve(model_dir)
+    assert checkpoint_to_resume(registry_copy, MODEL, "CURRENT") == resolve(registry_copy / MODEL)
 
 
 def test_a_version_that_is_not_published_is_refused(registry_copy: Path) -> None:
     with pytest.raises(CheckpointError, match="no version directory 'v0'"):
-        checkpoint_to_resume(registry_copy / MODEL, "v0")
+        checkpoint_to_resume(registry_copy, MODEL, "v0")
 
 
 def test_a_lora_run_starts_from_the_checkpoints_adapter_and_head(
