@@ -21,7 +21,10 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from prodcat.model.checkpoint import check_name
+from prodcat.schemas.labels import LabelEvent
 from prodcat.schemas.shadow import Flip, LiveJudgement, ShadowSummary, summary_file
 
 DEFAULT_WINDOW = 100_000
@@ -100,6 +103,7 @@ class ShadowJudge:
         self._candidate_correct = 0
         self._unmatched = 0
         self._unknown = 0
+        self._unreadable = 0
 
     def sample_next_batch(self) -> bool:
         """Called once per batch, in order: whether this one also runs through the candidate."""
@@ -128,6 +132,15 @@ class ShadowJudge:
             if len(self._awaiting) > self._window:
                 self._awaiting.popitem(last=False)
                 self._evicted += 1
+
+    def label_record(self, value: bytes | None) -> None:
+        """A record of the labels topic, as it arrived; one that is not a label event is counted."""
+        try:
+            event = LabelEvent.model_validate_json(value or b"")
+        except ValidationError:
+            self._unreadable += 1
+            return
+        self.label_arrived(event.id, event.label)
 
     def label_arrived(self, event_id: str, label: str) -> None:
         """A true label from the labels topic; scores both models when `event_id` is waiting."""
@@ -177,6 +190,7 @@ class ShadowJudge:
                 evicted=self._evicted,
                 unmatched_labels=self._unmatched,
                 unknown_labels=self._unknown,
+                unreadable_labels=self._unreadable,
             ),
         )
 

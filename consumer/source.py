@@ -305,3 +305,58 @@ def read_to_end(
         return records
     finally:
         reader.close()
+
+
+class TopicTail:
+    """The records a topic receives from now on, from each partition it has at start, without
+    joining a group: nothing is committed, and a restarted tail starts at the end again.
+
+    For a side input the engine reads beside its group's topics (the labels topic, whose
+    labels the shadow judge joins to the events it compared). Polled on the Kafka thread.
+    """
+
+    def __init__(self, config: Mapping[str, object], topic: str, *, timeout_s: float = 30.0) -> None:
+        self._config: dict[str, Any] = {**config, "group.id": "prodcat-tail", "enable.auto.commit": False}
+        self._topic = topic
+        self._timeout_s = timeout_s
+        self._consumer: Consumer | None = None
+
+    def start(self) -> None:
+        consumer = Consumer(self._config)
+        try:
+            consumer.assign(self._ends(consumer))
+        except BaseException:
+            consumer.close()
+            raise
+        self._consumer = consumer
+
+    def _ends(self, consumer: Consumer) -> list[TopicPartition]:
+        # Asked for now rather than assigned as OFFSET_END, which the client resolves at its
+        # first fetch: records produced in between would be skipped.
+        topic = self._topic
+        try:
+            metadata = consumer.list_topics(topic, timeout=self._timeout_s).topics[topic]
+            if metadata.error is not None:
+                raise BrokerError(f"cannot follow {topic}: {metadata.error.str()}")
+            return [
+                TopicPartition(
+                    topic,
+                    p,
+                    consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=self._timeout_s)[1],
+                )
+                for p in metadata.partitions
+            ]
+        except KafkaException as exc:
+            raise BrokerError(f"cannot follow {topic}: {exc.args[0].str()}") from None
+
+    def poll(self, max_records: int) -> list[Record]:
+        """What has arrived, up to `max_records`, without waiting."""
+        if self._consumer is None:
+            raise RuntimeError("TopicTail.start() was not called")
+        messages = self._consumer.consume(num_messages=max_records, timeout=0)
+        return [record_of(m) for m in messages if not KafkaSource._is_error(m)]
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None

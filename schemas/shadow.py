@@ -38,6 +38,9 @@ class LiveJudgement(BaseModel):
         default=0, ge=0, description="Labels for ids not waiting in the window (not sampled, or evicted)."
     )
     unknown_labels: int = Field(default=0, ge=0, description="Labels outside the models' label set.")
+    unreadable_labels: int = Field(
+        default=0, ge=0, description="Labels-topic records that are not label events."
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property

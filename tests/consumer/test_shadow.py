@@ -186,3 +186,18 @@ def test_a_repeated_id_moves_to_the_newest_place_in_the_window() -> None:
     live = shadow.summary().live
     # b was the oldest once a came again, so c pushed b out, not a: a is judged (served right).
     assert (live.judged, live.serving_correct, live.evicted) == (1, 1, 1)
+
+
+def test_a_labels_topic_record_is_parsed_and_judged() -> None:
+    shadow = judge()
+    shadow.observe(["7"], [v("Books")], [v("Shoes")])
+    shadow.label_record(b'{"id": 7, "title": "Trail Runner", "label": "Shoes", "source": "reviewer"}')
+    live = shadow.summary().live
+    assert (live.judged, live.serving_correct, live.candidate_correct) == (1, 0, 1)
+
+
+def test_a_labels_topic_record_that_is_not_a_label_event_is_counted() -> None:
+    shadow = judge()
+    shadow.label_record(b'{"id": "7", "label": "Shoes"}')
+    shadow.label_record(None)
+    assert shadow.summary().live.unreadable_labels == 2
