@@ -92,7 +92,7 @@ class Classification(BaseModel):
     )
     review_reason: ReviewReason | None = Field(default=None, description="Present with `needs_review`.")
     embedding: EmbeddingVector | None = Field(
-        default=None, description="Present when the service runs with --emit-embeddings."
+        default=None, description="Present only when the service is asked to emit embeddings."
     )
 
 
