@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prodcat.argtypes import positive_float, positive_int
+from prodcat.cli_output import print_json
 from prodcat.consumer.config import ConsumerSettings
 from prodcat.flags import add_settings_flags, settings_overrides
 from prodcat.schemas.labels import DEFAULT_CATEGORIES
+
+if TYPE_CHECKING:
+    from prodcat.trainer.promotion import Decision, Evidence
 
 FROM_TOPIC_SETTINGS = ("bootstrap_servers", "kafka")
 
@@ -90,6 +94,12 @@ def add_candidate_gate(promote: argparse.ArgumentParser) -> None:
     promote.add_argument(
         "--min-judged", type=positive_int, default=100, help="with --candidate: least labelled events"
     )
+    promote.add_argument(
+        "--dry-run", action="store_true", help="with --candidate: say what the gate decides; move nothing"
+    )
+    promote.add_argument(
+        "--json", action="store_true", help="with --candidate: print the decision and evidence as JSON"
+    )
 
 
 def cmd_promote_candidate(args: argparse.Namespace) -> int:
@@ -109,13 +119,45 @@ def cmd_promote_candidate(args: argparse.Namespace) -> int:
     decision = decide(
         read_summaries(model_dir, candidate), candidate=candidate, serving=serving, thresholds=thresholds
     )
+    if args.json:
+        print_json(_decision_json(decision, promoted=decision.promote and not args.dry_run))
+    if args.dry_run:
+        if not args.json:
+            verdict = "would promote" if decision.promote else "would refuse: " + "; ".join(decision.refusals)
+            print(f"{candidate}: {verdict} ({_evidence_line(decision.evidence)})")
+        return 0
     if not decision.promote:
         raise CheckpointError(f"{candidate} not promoted: " + "; ".join(decision.refusals))
     promote(args.registry, args.model_name, candidate)
-    evidence = decision.evidence
-    print(
-        f"{args.model_name} CURRENT -> {candidate} (agreement {evidence.agreement:.4f} on "
-        f"{evidence.compared} events; live accuracy {evidence.serving_accuracy:.4f} -> "
-        f"{evidence.candidate_accuracy:.4f} on {evidence.judged}, from {evidence.members} members)"
-    )
+    if not args.json:
+        print(f"{args.model_name} CURRENT -> {candidate} ({_evidence_line(decision.evidence)})")
     return 0
+
+
+def _evidence_line(evidence: Evidence) -> str:
+    agreement = "n/a" if evidence.agreement is None else f"{evidence.agreement:.4f}"
+    serving = "n/a" if evidence.serving_accuracy is None else f"{evidence.serving_accuracy:.4f}"
+    candidate = "n/a" if evidence.candidate_accuracy is None else f"{evidence.candidate_accuracy:.4f}"
+    return (
+        f"agreement {agreement} on {evidence.compared} events; live accuracy {serving} -> {candidate} "
+        f"on {evidence.judged}, from {evidence.members} members"
+    )
+
+
+def _decision_json(decision: Decision, *, promoted: bool) -> dict[str, Any]:
+    evidence = decision.evidence
+    return {
+        "candidate": decision.candidate,
+        "serving": decision.serving,
+        "passes": decision.promote,
+        "promoted": promoted,
+        "refusals": decision.refusals,
+        "ignored_summaries": decision.ignored,
+        "members": evidence.members,
+        "compared": evidence.compared,
+        "agreement": evidence.agreement,
+        "judged": evidence.judged,
+        "serving_accuracy": evidence.serving_accuracy,
+        "candidate_accuracy": evidence.candidate_accuracy,
+        "flips": [{"serving": s, "candidate": c, "count": n} for (s, c), n in evidence.flips.most_common()],
+    }

@@ -175,6 +175,8 @@ def cmd_registry_promote(args: argparse.Namespace) -> int:
         return cli_loop.cmd_promote_candidate(args)
     if args.version is None:
         raise ValueError("name the version to promote: VERSION, or --candidate VERSION to gate it")
+    if args.dry_run or args.json:
+        raise ValueError("--dry-run and --json go with --candidate")
 
     promote(args.registry, args.model_name, args.version)
     print(f"{args.model_name} CURRENT -> {args.version}")

@@ -6,8 +6,10 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 
+from prodcat.cli import main
 from prodcat.consumer.shadow import write_summary
 from prodcat.model.checkpoint import read_current
 from prodcat.schemas.shadow import LiveJudgement, ShadowSummary
@@ -82,6 +84,47 @@ def test_a_candidate_no_consumer_reported_on_is_refused(
     assert code == 1 and err.startswith("prodcat: error: v2 not promoted: no shadow summary of v2")
 
 
+def test_a_dry_run_says_what_the_gate_decides_and_moves_nothing(
+    registry: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    serving = read_current(registry / MODEL)
+    report(registry, member="g.a.0", agreed=450, candidate_correct=90)
+    code = main(["registry", "promote", "--registry", str(registry), "--candidate", "v2", "--dry-run", *GATE])
+    out = capsys.readouterr().out
+    assert (code, read_current(registry / MODEL)) == (0, serving)
+    assert out.startswith("v2: would promote (agreement 0.9000 on 500 events; live accuracy 0.8000 -> 0.9000")
+
+
+def test_a_dry_run_of_a_refused_candidate_names_the_refusals(
+    registry: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report(registry, member="g.a.0", agreed=450, candidate_correct=80)
+    code = main(["registry", "promote", "--registry", str(registry), "--candidate", "v2", "--dry-run", *GATE])
+    assert (code, capsys.readouterr().out.split(" (")[0]) == (
+        0,
+        "v2: would refuse: live accuracy gain +0.0000",
+    )
+
+
+def test_the_decision_as_json_carries_the_evidence(
+    registry: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report(registry, member="g.a.0", agreed=450, candidate_correct=90)
+    report(registry, member="g.b.0", agreed=400, candidate_correct=70)
+    args = ["registry", "promote", "--registry", str(registry), "--candidate", "v2", "--json", *GATE]
+    code = main(args)
+    decision = orjson.loads(capsys.readouterr().out)
+    assert code == 1
+    assert {k: decision[k] for k in ("passes", "promoted", "members", "compared", "judged")} == {
+        "passes": False,
+        "promoted": False,
+        "members": 2,
+        "compared": 1000,
+        "judged": 200,
+    }
+    assert (decision["agreement"], decision["candidate_accuracy"]) == (0.85, 0.8)
+
+
 def test_a_plain_promote_still_moves_current_without_a_gate(
     registry: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -94,6 +137,13 @@ def test_a_version_and_a_candidate_together_are_refused(
 ) -> None:
     code, err = promote(capsys, registry, "v2", "--candidate", "v2")
     assert code == 2 and "either as VERSION or as --candidate" in err
+
+
+def test_gate_flags_without_a_candidate_are_refused(
+    registry: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = promote(capsys, registry, "v2", "--dry-run")
+    assert code == 2 and "go with --candidate" in err
 
 
 def test_promote_without_a_version_says_what_to_name(
