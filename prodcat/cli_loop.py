@@ -89,10 +89,24 @@ def add_candidate_gate(promote: argparse.ArgumentParser) -> None:
         metavar="VERSION",
         help="promote this version only if the consumers' shadow summaries of it pass the thresholds",
     )
-    promote.add_argument("--min-agreement", type=float, default=0.0, help="with --candidate")
-    promote.add_argument("--min-live-accuracy-gain", type=float, default=0.0, help="with --candidate")
     promote.add_argument(
-        "--min-judged", type=positive_int, default=100, help="with --candidate: least labelled events"
+        "--min-agreement",
+        type=float,
+        default=0.0,
+        help="with --candidate: least share of compared events both models give the same label",
+    )
+    promote.add_argument(
+        "--min-live-accuracy-gain",
+        type=float,
+        default=0.0,
+        help="with --candidate: least candidate-minus-serving accuracy on events whose label arrived "
+        "(negative tolerates a loss)",
+    )
+    promote.add_argument(
+        "--min-judged",
+        type=positive_int,
+        default=100,
+        help="with --candidate: least events judged against a label that arrived",
     )
     promote.add_argument(
         "--dry-run", action="store_true", help="with --candidate: say what the gate decides; move nothing"

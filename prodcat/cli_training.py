@@ -336,7 +336,7 @@ def register(commands: Any) -> None:
     listing = registry.add_parser("list", help="versions, CURRENT marked with *")
     listing.add_argument("--json", action="store_true", help="print the versions as one JSON object")
     promote = registry.add_parser("promote", help="point CURRENT at a version")
-    promote.add_argument("version", nargs="?", default=None)
+    promote.add_argument("version", nargs="?", default=None, help="the version to make CURRENT, ungated")
     cli_loop.add_candidate_gate(promote)
     back = registry.add_parser("rollback", help="point CURRENT back at the version live before it")
     for sub, handler in (
