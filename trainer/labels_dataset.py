@@ -60,6 +60,8 @@ class LabelsReport:
     added: int = 0
     """Titles added to the dataset."""
     already_present: int = 0
+    blank_titles: int = 0
+    """Labelled titles with no text once normalised."""
     """Labelled titles the base already holds for the same product."""
     relabelled: int = 0
     """Base titles whose product's label changed."""
@@ -77,6 +79,7 @@ class LabelsReport:
             "ids": self.ids,
             "added": self.added,
             "already_present": self.already_present,
+            "blank_titles": self.blank_titles,
             "relabelled": self.relabelled,
             "dropped": self.dropped,
             "new_ids": {name: self.new_ids[name] for name in SPLITS},
@@ -150,6 +153,11 @@ def merge_labels(
 
     for product_id, event in accepted.items():
         text = normalise(event.title)
+        if not text:
+            # Only HTML whitespace (`&nbsp;`): nothing to train on, but the label still counted
+            # for the product's base titles above.
+            report.blank_titles += 1
+            continue
         if (product_id, text.casefold()) in seen:
             report.already_present += 1
             continue

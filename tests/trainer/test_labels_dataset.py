@@ -97,6 +97,16 @@ def test_titles_are_normalised_like_a_built_dataset(tmp_path: Path) -> None:
     assert ("1", "Acme & Co Boot", "Shoes") in [r for split in rows(tmp_path / "out").values() for r in split]
 
 
+def test_a_title_blank_once_normalised_is_not_added_but_still_relabels_its_product(
+    base: BaseDataset, tmp_path: Path
+) -> None:
+    description = build_from_labels(
+        [label("c1", "&nbsp;", "Books")], tmp_path / "out", base=base, labels=LABELS
+    )
+    c1 = {r for split in rows(tmp_path / "out").values() for r in split if r[0] == "c1"}
+    assert ({r[2] for r in c1}, len(c1), description["labels_topic"]["blank_titles"]) == ({"Books"}, 2, 1)
+
+
 def test_an_id_the_base_holds_keeps_its_split(base: BaseDataset, tmp_path: Path) -> None:
     before = split_of(base.directory)
     values = [label(cluster, f"New title for {cluster}", "Books") for cluster in sorted(before)]
