@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AliasChoices, Field, model_validator
+from pydantic import AfterValidator, AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from prodcat.consumer.batcher import BatchLimits
@@ -70,6 +70,24 @@ class ConsumerSettings(BaseSettings):
         default=20.0, ge=0, le=60_000, description="Longest a title waits for its batch to fill."
     )
     top_k: int = Field(default=3, ge=1, le=1000, description="Scores kept per enriched event.")
+    review_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Flag events whose top-1 confidence is below this for review (with --review-topic).",
+    )
+    review_margin: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Flag events whose top-1 confidence leads the second's by less than this for review "
+        "(with --review-topic; needs --top-k 2 or more).",
+    )
+    # Plain str, checked below: the flag builder takes a bare type, not an Annotated one in a union.
+    review_topic: str | None = Field(
+        default=None,
+        description="Topic that events flagged for review are also written to (off when unset).",
+    )
     window_size: int = Field(
         default=1024,
         ge=1,
@@ -170,6 +188,24 @@ class ConsumerSettings(BaseSettings):
         topics = {self.input_topic, self.output_topic, self.dead_letter_topic}
         if len(topics) != 3:
             raise ValueError("input, output and dead-letter topics must all differ")
+        return self
+
+    @field_validator("review_topic")
+    @classmethod
+    def _legal_review_topic(cls, name: str | None) -> str | None:
+        return None if name is None else _legal_topic(name)
+
+    @model_validator(mode="after")
+    def _review_routing(self) -> ConsumerSettings:
+        flagging = self.review_threshold is not None or self.review_margin is not None
+        if flagging and self.review_topic is None:
+            raise ValueError("--review-threshold and --review-margin need a --review-topic")
+        if self.review_topic is not None and not flagging:
+            raise ValueError("--review-topic needs --review-threshold or --review-margin")
+        if self.review_margin is not None and self.top_k < 2:
+            raise ValueError("--review-margin compares the two best labels: it needs --top-k 2 or more")
+        if self.review_topic in (self.input_topic, self.output_topic, self.dead_letter_topic):
+            raise ValueError("the review topic must differ from the input, output and dead-letter topics")
         return self
 
     @model_validator(mode="after")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from prodcat import cli_loop
 from prodcat.argtypes import (
     OneLineParser,
     base_model_arg,
@@ -93,6 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         save_every=args.save_every,
         stop_after_steps=args.stop_after_steps,
+        resume_from=args.resume_from,
     )
     try:
         result = train(config)
@@ -167,6 +169,15 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
 def cmd_registry_promote(args: argparse.Namespace) -> int:
     from prodcat.trainer.publish import promote
 
+    if args.candidate is not None:
+        if args.version is not None:
+            raise ValueError("name the version to promote either as VERSION or as --candidate, not both")
+        return cli_loop.cmd_promote_candidate(args)
+    if args.version is None:
+        raise ValueError("name the version to promote: VERSION, or --candidate VERSION to gate it")
+    if args.dry_run or args.json:
+        raise ValueError("--dry-run and --json go with --candidate")
+
     promote(args.registry, args.model_name, args.version)
     print(f"{args.model_name} CURRENT -> {args.version}")
     return 0
@@ -218,6 +229,7 @@ def register(commands: Any) -> None:
     build.add_argument("--test-fraction", type=positive_float, default=0.1)
     build.add_argument("--seed", type=int, default=0)
     build.set_defaults(handler=cmd_dataset_build)
+    cli_loop.register_from_topic(dataset)
 
     train = commands.add_parser(
         "train",
@@ -284,6 +296,13 @@ def register(commands: Any) -> None:
         default=None,
         help="stop after N steps in this invocation (state saved; continue with --resume)",
     )
+    train.add_argument(
+        "--resume-from",
+        default=None,
+        metavar="VERSION",
+        help="start from a published version's head and adapter (backbone with --full-finetune) "
+        "instead of fresh ones; CURRENT for the live one",
+    )
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser(
@@ -317,7 +336,8 @@ def register(commands: Any) -> None:
     listing = registry.add_parser("list", help="versions, CURRENT marked with *")
     listing.add_argument("--json", action="store_true", help="print the versions as one JSON object")
     promote = registry.add_parser("promote", help="point CURRENT at a version")
-    promote.add_argument("version")
+    promote.add_argument("version", nargs="?", default=None, help="the version to make CURRENT, ungated")
+    cli_loop.add_candidate_gate(promote)
     back = registry.add_parser("rollback", help="point CURRENT back at the version live before it")
     for sub, handler in (
         (listing, cmd_registry_list),

@@ -28,6 +28,7 @@ from prodcat.trainer.device import training_device
 from prodcat.trainer.loop import fit, score
 from prodcat.trainer.publish import publish
 from prodcat.trainer.records import LabeledTitle, read_jsonl
+from prodcat.trainer.warm_start import checkpoint_to_resume, warm_start
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -71,6 +72,8 @@ class TrainConfig:
     """Save the resumable state every N optimizer steps (also at each epoch end and on Ctrl-C)."""
     stop_after_steps: int | None = None
     """Stop (state saved, nothing published) after this many steps in this invocation."""
+    resume_from: str | None = None
+    """Start from this published version's head and adapter (or backbone), or CURRENT's."""
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -148,6 +151,14 @@ def train(config: TrainConfig) -> TrainResult:
                 lora_dropout=config.lora_dropout,
                 target_modules=list(LORA_TARGETS),
             ),
+        )
+    if config.resume_from is not None:
+        warm_start(
+            model,
+            lora,
+            checkpoint_to_resume(config.registry, config.model_name, config.resume_from),
+            labels=config.labels,
+            base_model=config.base_model,
         )
     model.to(device)
 
