@@ -75,33 +75,30 @@ class ObjectStore:
 
     def get(self, key: str) -> Blob | None:
         import obstore
-        from obstore.exceptions import NotFoundError
 
         with self._errors(key):
             try:
                 result = obstore.get(self._store, key)
-            except NotFoundError:
+            except FileNotFoundError:  # obstore's NotFoundError surfaces as the builtin
                 return None
             return Blob(bytes(result.bytes()), str(result.meta["e_tag"]))
 
     def tag(self, key: str) -> str | None:
         import obstore
-        from obstore.exceptions import NotFoundError
 
         with self._errors(key):
             try:
                 return str(obstore.head(self._store, key)["e_tag"])
-            except NotFoundError:
+            except FileNotFoundError:  # obstore's NotFoundError surfaces as the builtin
                 return None
 
     def stream(self, key: str) -> Iterator[bytes]:
         import obstore
-        from obstore.exceptions import NotFoundError
 
         with self._errors(key):
             try:
                 result = obstore.get(self._store, key)
-            except NotFoundError:
+            except FileNotFoundError:  # obstore's NotFoundError surfaces as the builtin
                 raise ObjectMissing(f"{self._uri}/{key} does not exist") from None
             for chunk in result.stream(min_chunk_size=1 << 20):
                 yield bytes(chunk)

@@ -65,6 +65,7 @@ class Outage:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._down = threading.Event()
+        self._cut: bytes | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._closed = False
@@ -84,6 +85,11 @@ class Outage:
 
     def up(self) -> None:
         self._down.clear()
+
+    def cut_requests_for(self, fragment: bytes | None) -> None:
+        """Resets the connection of any request whose bytes hold `fragment` (None: none), as a
+        store failing part-way through a download would."""
+        self._cut = fragment
 
     def close(self) -> None:
         self._closed = True
@@ -108,14 +114,17 @@ class Outage:
                 continue
             with self._lock:
                 self._open.update((client, server))
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+            for source, sink, requests in ((client, server, True), (server, client, False)):
+                threading.Thread(target=self._pump, args=(source, sink, requests), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, requests: bool) -> None:
         try:
             # A connection cut by `down()` ends its pump like a closed one.
             with contextlib.suppress(OSError):
                 while chunk := source.recv(1 << 16):
+                    cut = self._cut
+                    if requests and cut is not None and cut in chunk:
+                        return
                     sink.sendall(chunk)
         finally:
             for end in (source, sink):

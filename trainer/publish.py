@@ -72,10 +72,8 @@ def publish(
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     store = _registry(registry)
+    _can_move(store, "publish")
     check_name("model name", model_name)
-    refusal = store.store.conditional_writes
-    if refusal is not None:
-        raise CheckpointError(f"registry {store.uri}: cannot publish: {refusal}")
     version = version or _new_version(store, model_name)
     check_name("version", version)
     if version in store.store.children(model_name):
@@ -124,6 +122,7 @@ def publish(
 def promote(registry: RegistryLike, model_name: str, version: str, *, cache: Path | None = None) -> Path:
     """Makes an already published version CURRENT after verifying its files; returns a local folder of it."""
     store = _registry(registry)
+    _can_move(store, "promote")
     check_name("model name", model_name)
     check_name("version", version)
     store.manifest(model_name, version)  # a clear "no version" before anything else
@@ -152,6 +151,7 @@ def _write_golden(
 def rollback(registry: RegistryLike, model_name: str, *, cache: Path | None = None) -> str:
     """Points CURRENT back at the version that was live before the current one; returns it."""
     store = _registry(registry)
+    _can_move(store, "roll back")
     check_name("model name", model_name)
     current = store.current(model_name).version
     history, history_tag = store.history(model_name)
@@ -171,6 +171,13 @@ def list_versions(registry: RegistryLike, model_name: str) -> list[str]:
 
 def _registry(registry: RegistryLike) -> Registry:
     return registry if isinstance(registry, Registry) else open_registry(registry)
+
+
+def _can_move(registry: Registry, action: str) -> None:
+    # Before anything is read: a store that cannot move a pointer safely is refused at once.
+    refusal = registry.store.conditional_writes
+    if refusal is not None:
+        raise CheckpointError(f"registry {registry.uri}: cannot {action}: {refusal}")
 
 
 def _cast(model: ProductClassifier, dtype: torch.dtype) -> ProductClassifier:
