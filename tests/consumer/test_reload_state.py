@@ -326,13 +326,13 @@ def test_after_a_refusal_the_next_promoted_version_is_loaded(tmp_path: Path) -> 
 
 def test_the_cache_keeps_the_serving_and_the_previous_version_only(tmp_path: Path) -> None:
     machine = Machine(tmp_path, Gate())
-    for step, version in enumerate(("v2", "v3"), start=1):
+    for step, version in enumerate(("v2", "v3", "v4"), start=1):
         machine.promote(version)
         machine.at(5.0 * step)
         machine.at(5.0 * step + 0.1)
 
-    assert sorted(p.name for p in (tmp_path / "cache" / MODEL).iterdir() if p.is_dir()) == ["v2", "v3"]
-    assert CheckpointCache(tmp_path / "cache").remembered(MODEL) == tmp_path / "cache" / MODEL / "v3"
+    assert sorted(p.name for p in (tmp_path / "cache" / MODEL).iterdir() if p.is_dir()) == ["v3", "v4"]
+    assert CheckpointCache(tmp_path / "cache").remembered(MODEL) == tmp_path / "cache" / MODEL / "v4"
 
 
 def test_an_unchanged_pointer_is_not_read_again(tmp_path: Path) -> None:

@@ -97,6 +97,19 @@ def test_a_version_is_never_overwritten(
         publish_to(s3_registry.uri, model, tokenizer, "v1", tmp_path)
 
 
+def test_a_publish_cut_off_part_way_leaves_no_version_a_reader_would_see(
+    s3_registry: S3Registry, model: ProductClassifier, tokenizer: PreTrainedTokenizerBase, tmp_path: Path
+) -> None:
+    s3_registry.outage.cut_requests_for(f"/v1/{HEAD_FILE}".encode())
+    with pytest.raises(StoreUnavailable):
+        publish_to(s3_registry.uri, model, tokenizer, "v1", tmp_path)
+    s3_registry.outage.cut_requests_for(None)
+    registry = s3_registry.open()
+
+    assert registry.versions(MODEL) == []
+    assert registry.current_tag(MODEL) is None
+
+
 def test_a_version_whose_manifest_is_not_written_yet_is_not_listed(
     published: Registry, s3_registry: S3Registry
 ) -> None:
