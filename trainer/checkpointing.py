@@ -28,12 +28,16 @@ class TrainingPaused(ProdcatError):
 
 
 def state_dir(registry: Path | str, model_name: str, override: Path | None = None) -> Path:
-    """`override` when given, else `<registry>/<model_name>/.train-state` for a local registry
-    and `./.train-state/<model_name>` for a remote one (state is saved often: keep it local)."""
+    """`override` when given, else `<registry>/<model_name>/.train-state` for a local registry,
+    and beside the registry's download cache for a remote one (state is saved often: keep it local)."""
     if override is not None:
         return override
     if "://" in str(registry):
-        return Path(STATE_DIR) / model_name
+        from prodcat.model.registry import default_cache
+
+        # Beside the download cache, not in it: the cache keeps only checkpoint versions.
+        cache = default_cache(str(registry))
+        return cache.parent.parent / "train-state" / cache.name / model_name
     return Path(registry) / model_name / STATE_DIR
 
 

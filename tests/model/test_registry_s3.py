@@ -15,11 +15,15 @@ from prodcat.cli import main
 from prodcat.errors import CheckpointError, ConfigError
 from prodcat.model.checkpoint import HEAD_FILE, verify
 from prodcat.model.classifier import ProductClassifier
+from prodcat.model.loading import load_model
 from prodcat.model.registry import Registry, open_registry
 from prodcat.model.store import StoreUnavailable, WriteConflict
 from prodcat.schemas.labels import DEFAULT_CATEGORIES
 from prodcat.schemas.manifest import TrainingRecipe
 from prodcat.trainer.publish import list_versions, promote, publish, rollback
+from prodcat.trainer.records import write_jsonl
+from prodcat.trainer.sample_corpus import generate
+from prodcat.trainer.train import TrainConfig, train
 from tests.cli_runner import run_cli
 from tests.conftest import S3Registry
 
@@ -87,6 +91,26 @@ def test_a_published_version_is_current_and_downloads_as_exactly_its_manifest(
     assert published.current(MODEL).version == "v3"
     assert published.versions(MODEL) == ["v1", "v2", "v3"]
     assert verify(directory).manifest.version == "v3"
+
+
+def test_train_publishes_to_s3_and_a_consumer_loads_it_through_the_gate(
+    s3_registry: S3Registry, tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    data = tmp_path / "titles.jsonl"
+    write_jsonl(generate(per_class=20, seed=5), data)
+    config = TrainConfig(
+        data=data, base_model=str(tiny_base), registry=s3_registry.uri, full_finetune=True, progress=False
+    )
+
+    result = train(config)
+    served = load_model(s3_registry.uri, device="cpu", min_agreement=0.9, cache=tmp_path / "consumer")
+
+    assert s3_registry.open().current(MODEL).version == result.version
+    assert (served.version, served.checkpoint.directory) == (
+        result.version,
+        tmp_path / "consumer" / MODEL / result.version,
+    )
 
 
 def test_a_version_is_never_overwritten(
@@ -228,3 +252,17 @@ def test_promote_on_a_store_without_conditional_writes_is_refused_in_one_line(
 def test_an_unknown_scheme_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"unsupported scheme ftp://"):
         open_registry("ftp://host/registry")
+
+
+def test_a_hub_uri_needs_an_org_and_a_repo() -> None:
+    with pytest.raises(ConfigError, match=r"expected hf://org/repo or hf://org/repo@revision"):
+        open_registry("hf://just-a-name")
+
+
+def test_a_registry_flag_with_an_unknown_scheme_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, error = run_cli(capsys, "registry", "list", "--registry", "ftp://host/registry")
+
+    assert code == 2
+    assert error.count("\n") == 1 and "is not a registry" in error
