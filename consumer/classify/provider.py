@@ -80,11 +80,13 @@ class ModelProvider:
         cache_dir: Path | None = None,
         backoff: Backoff = DEFAULT_BACKOFF,
         serving: Target | None = None,
+        degraded: str | None = None,
     ) -> None:
         """`on_result` hears "loaded" or "refused" for each reload and `on_transition` each
         state change (the service's metrics); `on_degraded` a note while the registry cannot
         be read; `max_tokens` is the batch token budget a reloaded checkpoint's max length
-        must fit. `serving` is the target `model` was loaded from (default: its folder)."""
+        must fit. `serving` is the target `model` was loaded from (default: its folder);
+        `degraded` the note it was started with, cleared once the registry answers."""
         self._model = model
         self._device = device
         self._min_agreement = min_agreement
@@ -106,6 +108,7 @@ class ModelProvider:
             on_transition=on_transition,
             on_result=on_result,
             on_degraded=on_degraded,
+            degraded=degraded,
         )
 
     @classmethod
@@ -131,11 +134,12 @@ class ModelProvider:
         StoreUnavailable: one line, and the command exits 1.
         """
         source = open_source(location, model_name=model_name, cache_dir=cache_dir)
+        cached = source.cached()
+        note = None
         try:
             target = source.target()
             directory = source.fetch(target)
         except StoreUnavailable as exc:
-            cached = source.cached()
             if cached is None:
                 raise StoreUnavailable(f"{exc}; no cached checkpoint to serve meanwhile") from None
             target, directory = cached
@@ -144,7 +148,8 @@ class ModelProvider:
             if on_degraded is not None:
                 on_degraded(note)
         model = load_model(directory, device=device, min_agreement=min_agreement)
-        source.served(target, previous=None)
+        # The version served before this start stays cached as the previous one.
+        source.served(target, previous=cached[0] if cached is not None else None)
         return cls(
             model,
             source,
@@ -158,6 +163,7 @@ class ModelProvider:
             on_degraded=on_degraded,
             backoff=backoff,
             serving=target,
+            degraded=note,
         )
 
     @property

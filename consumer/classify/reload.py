@@ -86,9 +86,11 @@ class Reloader(Generic[M]):
         on_transition: Callable[[State], None] | None = None,
         on_result: Callable[[str], None] | None = None,
         on_degraded: Callable[[str | None], None] | None = None,
+        degraded: str | None = None,
     ) -> None:
         """`on_result` hears "loaded" or "refused" once per target; `on_degraded` a note while
-        the registry cannot be read (None once it answers again)."""
+        the registry cannot be read (None once it answers again). `degraded`: the registry was
+        unreachable when `serving` was chosen."""
         self._source = source
         self._gate = gate
         self._serving = serving
@@ -105,7 +107,7 @@ class Reloader(Generic[M]):
         self._next_check = clock() + interval_s
         self._refused: set[str] = set()
         self._pointer_refusal: str | None = None
-        self._unreachable: str | None = None
+        self._unreachable = degraded
         self._failures = 0
         self._failing: str | None = None
 

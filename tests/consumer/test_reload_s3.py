@@ -90,16 +90,19 @@ def test_a_consumer_serves_current_and_follows_promote_and_rollback(
     assert sorted(p.name for p in (tmp_path / "cache" / MODEL).iterdir() if p.is_dir()) == ["v1", "v2"]
 
 
-def test_with_the_store_down_at_start_the_cached_current_is_served_and_noted(
+def test_with_the_store_down_at_start_the_cached_current_is_served_and_noted_until_it_answers(
     registry: Registry, s3_registry: S3Registry, tmp_path: Path
 ) -> None:
     Follower(s3_registry.uri, tmp_path / "cache").provider.close()
     s3_registry.outage.down()
 
     follower = Follower(s3_registry.uri, tmp_path / "cache")
-
     assert follower.provider.current.version == "v1"
     assert follower.notes == ["serving cached version v1: registry unreachable at start"]
+
+    s3_registry.outage.up()
+    follower.poll_for(0.5)
+    assert follower.notes[1:] == [None]
 
 
 def test_with_the_store_down_at_start_and_nothing_cached_the_start_fails(
