@@ -13,7 +13,7 @@ refused, after setting the state to loading under the lock. The load thread move
 state on under the same lock. So a load can never start while another runs or while a
 loaded model waits to be swapped in (the double load the old provider allowed when its
 thread ended between two checks). Only the gate's verdict (CheckpointError) refuses a
-version; a refused version is not tried again until the pointer names another one.
+version; this process never tries a refused version again (a restart does).
 Every transition is logged (`reload_state`) and reported to `on_transition` (a metric).
 """
 
@@ -30,7 +30,7 @@ from typing import Generic, Protocol, TypeVar
 import structlog
 
 from prodcat.consumer.classify.checkpoint_source import CheckpointSource, Target
-from prodcat.errors import CheckpointError
+from prodcat.errors import CheckpointError, ConfigError
 from prodcat.model.store import StoreUnavailable
 
 log = structlog.get_logger(__name__)
@@ -158,8 +158,9 @@ class Reloader(Generic[M]):
     def _read_pointer(self, now: float) -> Target | None:
         try:
             target = self._source.target()
-        except StoreUnavailable as exc:
-            # Not a refusal: the registry will answer again, and the model serving stays.
+        except (StoreUnavailable, ConfigError, OSError) as exc:
+            # Not a refusal: the registry will answer again (or its access be fixed), and the
+            # model serving stays.
             message = str(exc)
             if self._unreachable is None:
                 log.warning("registry_unreachable", registry=self._source.where, error=message)

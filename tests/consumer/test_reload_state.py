@@ -15,7 +15,7 @@ import pytest
 
 from prodcat.consumer.classify.checkpoint_source import RegistrySource, Target
 from prodcat.consumer.classify.reload import Backoff, Reloader, State
-from prodcat.errors import CheckpointError
+from prodcat.errors import CheckpointError, ConfigError
 from prodcat.model.cache import CheckpointCache
 from prodcat.model.checkpoint import CURRENT_FILE, MANIFEST_FILE
 from prodcat.model.registry import Registry
@@ -55,12 +55,13 @@ def manifest(version: str, files: dict[str, str]) -> bytes:
 
 
 class MemoryStore:
-    """A RegistryStore in a dict. `down` fails every call as an unreachable store does;
-    `failing_streams` fails that many downloads once they have begun."""
+    """A RegistryStore in a dict. `down` fails every call as an unreachable store does, `denied`
+    as one refusing the credentials; `failing_streams` fails that many downloads once begun."""
 
     def __init__(self) -> None:
         self.objects: dict[str, tuple[bytes, str]] = {}
         self.down = False
+        self.denied = False
         self.failing_streams = 0
         self.reads: list[str] = []
         self._writes = 0
@@ -68,6 +69,8 @@ class MemoryStore:
     def _check(self) -> None:
         if self.down:
             raise StoreUnavailable("memory store is down")
+        if self.denied:
+            raise ConfigError("memory store: access refused")
 
     @property
     def uri(self) -> str:
@@ -270,6 +273,15 @@ def test_an_unreachable_registry_is_noted_and_cleared_without_a_refusal(tmp_path
     assert machine.notes == ["registry unreachable: memory store is down", None]
     assert machine.results == []
     assert machine.reloader.state is State.IDLE
+
+
+def test_refused_access_to_the_registry_is_noted_not_raised_and_not_a_refusal(tmp_path: Path) -> None:
+    machine = Machine(tmp_path, Gate())
+    machine.store.denied = True
+
+    assert machine.at(5.0) is None
+    assert machine.notes == ["registry unreachable: memory store: access refused"]
+    assert machine.results == []
 
 
 def test_backoff_grows_while_the_store_stays_down_after_a_failed_load(tmp_path: Path) -> None:
