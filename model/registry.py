@@ -38,6 +38,7 @@ from prodcat.model.store import LocalStore, ObjectMissing, RegistryStore, WriteC
 from prodcat.schemas.manifest import CheckpointManifest
 
 HISTORY_FILE = "HISTORY"
+SCHEMES = ("s3", "gs", "az", "hf")
 # CURRENT is re-aimed at HISTORY's last entry until both agree; each round is one lost race
 # against a newer writer, so a handful of rounds is plenty.
 SETTLE_ROUNDS = 8
@@ -57,9 +58,8 @@ def open_registry(location: str | os.PathLike[str]) -> Registry:
         from prodcat.model.hub_store import HubStore
 
         return Registry(HubStore(text))
-    raise ConfigError(
-        f"registry {text}: unsupported scheme {scheme}:// (use a path, s3://, gs://, az:// or hf://)"
-    )
+    known = ", ".join(f"{s}://" for s in SCHEMES)
+    raise ConfigError(f"registry {text}: unsupported scheme {scheme}:// (use a path or {known})")
 
 
 def is_uri(location: str | os.PathLike[str]) -> bool:

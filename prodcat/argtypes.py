@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TypeVar
 
 Number = TypeVar("Number", int, float)
-REGISTRY_SCHEMES = ("s3", "gs", "az", "hf")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -75,8 +74,10 @@ def fraction(value: str) -> float:
 
 def registry_arg(value: str) -> str:
     """A registry location: a local path, or a URI of a scheme `open_registry` knows."""
+    from prodcat.model.registry import SCHEMES
+
     scheme, found, rest = value.partition("://")
-    if found and (scheme not in REGISTRY_SCHEMES or not rest.strip("/")):
+    if found and (scheme not in SCHEMES or not rest.strip("/")):
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a registry: use a path, s3://bucket/prefix, gs://bucket/prefix, "
             "az://container/prefix or hf://org/repo[@revision]"
