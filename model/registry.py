@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -32,6 +33,7 @@ from prodcat.model.checkpoint import (
     PICKLE_SUFFIXES,
     check_name,
     resolve,
+    verify,
     version_directory,
 )
 from prodcat.model.store import LocalStore, ObjectMissing, RegistryStore, WriteConflict
@@ -216,14 +218,36 @@ class Registry:
             raise
         return final
 
+    def check(self, model: str, version: str) -> CheckpointManifest:
+        """The version's manifest once every file it lists checks out where it is stored.
+
+        A writer's check before it makes a version live: a local folder is verified in place;
+        on a store every listed object is read and hashed, never a cached copy, which could
+        be older than what readers would download.
+        """
+        check_name("model name", model)
+        check_name("version", version)
+        root = self.store.local_root()
+        if root is not None:
+            return verify(version_directory(root / model, version)).manifest
+        manifest, _ = self._manifest(model, version)
+        _refuse_unsafe_names(f"{self.uri}/{model}/{version}", manifest.files)
+        for relative, expected in sorted(manifest.files.items()):
+            self._hash_into(f"{model}/{version}/{relative}", expected, None)
+        return manifest
+
     def _download(self, key: str, path: Path, expected: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as handle:
+            self._hash_into(key, expected, handle.write)
+
+    def _hash_into(self, key: str, expected: str, write: Callable[[bytes], object] | None) -> None:
         digest = hashlib.sha256()
         try:
-            with path.open("wb") as handle:
-                for chunk in self.store.stream(key):
-                    digest.update(chunk)
-                    handle.write(chunk)
+            for chunk in self.store.stream(key):
+                digest.update(chunk)
+                if write is not None:
+                    write(chunk)
         except ObjectMissing:
             raise CheckpointError(f"checkpoint {self.uri}/{key.rsplit('/', 1)[0]} is missing {key}") from None
         if digest.hexdigest() != expected:

@@ -175,7 +175,7 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
 def cmd_registry_promote(args: argparse.Namespace) -> int:
     from prodcat.trainer.publish import promote
 
-    promote(args.registry, args.model_name, args.version, cache=args.cache_dir)
+    promote(args.registry, args.model_name, args.version)
     print(f"{args.model_name} CURRENT -> {args.version}")
     return 0
 
@@ -183,7 +183,7 @@ def cmd_registry_promote(args: argparse.Namespace) -> int:
 def cmd_registry_rollback(args: argparse.Namespace) -> int:
     from prodcat.trainer.publish import rollback
 
-    version = rollback(args.registry, args.model_name, cache=args.cache_dir)
+    version = rollback(args.registry, args.model_name)
     print(f"{args.model_name} CURRENT -> {version}")
     return 0
 
@@ -343,9 +343,6 @@ def register(commands: Any) -> None:
             help="a folder or s3:// gs:// az:// hf:// URI",
         )
         sub.add_argument("--model-name", default="product-categorizer")
-        sub.add_argument(
-            "--cache-dir", type=Path, default=None, help="where versions of a remote registry are downloaded"
-        )
         sub.set_defaults(handler=handler)
     for command in (tiny, sample, build, train, evaluate, listing, promote, back):
         add_env_defaults(command)

@@ -22,7 +22,7 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from prodcat.errors import CheckpointError
-from prodcat.model.checkpoint import GOLDEN_FILE, MANIFEST_FILE, check_name, file_sha256, verify
+from prodcat.model.checkpoint import GOLDEN_FILE, MANIFEST_FILE, check_name, file_sha256
 from prodcat.model.classifier import ProductClassifier
 from prodcat.model.encode import encode
 from prodcat.model.registry import HISTORY_FILE, Registry, default_cache, open_registry
@@ -119,17 +119,16 @@ def publish(
     return root / prefix if root is not None else local_copy  # type: ignore[return-value]
 
 
-def promote(registry: RegistryLike, model_name: str, version: str, *, cache: Path | None = None) -> Path:
-    """Makes an already published version CURRENT after verifying its files; returns a local folder of it."""
+def promote(registry: RegistryLike, model_name: str, version: str) -> None:
+    """Makes an already published version CURRENT after checking every file it lists."""
     store = _registry(registry)
     _can_move(store, "promote")
     check_name("model name", model_name)
     check_name("version", version)
     store.manifest(model_name, version)  # a clear "no version" before anything else
     history, history_tag = store.history(model_name)
-    directory = verify(store.fetch(model_name, version, cache or default_cache(store.uri))).directory
+    store.check(model_name, version)
     store.move(model_name, [*history, version], read_as=history_tag, action="promote")
-    return directory
 
 
 def _write_golden(
@@ -148,7 +147,7 @@ def _write_golden(
             handle.write(orjson.dumps({"title": title, "label": labels[i], "confidence": c}) + b"\n")
 
 
-def rollback(registry: RegistryLike, model_name: str, *, cache: Path | None = None) -> str:
+def rollback(registry: RegistryLike, model_name: str) -> str:
     """Points CURRENT back at the version that was live before the current one; returns it."""
     store = _registry(registry)
     _can_move(store, "roll back")
@@ -159,7 +158,7 @@ def rollback(registry: RegistryLike, model_name: str, *, cache: Path | None = No
     if not earlier:
         raise CheckpointError(f"{model_name} has no earlier live version to roll back to")
     previous = earlier[-1]
-    verify(store.fetch(model_name, previous, cache or default_cache(store.uri)))
+    store.check(model_name, previous)
     # The rolled-back version leaves the history, so a second rollback goes further back.
     return store.move(model_name, earlier, read_as=history_tag, action="rollback")
 

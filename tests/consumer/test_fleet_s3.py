@@ -81,11 +81,11 @@ def test_two_members_on_an_s3_registry_follow_promote_and_rollback_and_lose_noth
     try:
         produce(settings, "a")
         read_topic(client, settings.output_topic, expected=20, timeout_s=WAIT_S)
-        promote(registry, MODEL, "v2", cache=tmp_path / "admin")
+        promote(registry, MODEL, "v2")
         wait_until(lambda: all(reloads_to(w, "v2") == 1 for w in works), "both members on v2", works)
         produce(settings, "b")
         read_topic(client, settings.output_topic, expected=40, timeout_s=WAIT_S)
-        rollback(registry, MODEL, cache=tmp_path / "admin")
+        rollback(registry, MODEL)
         wait_until(lambda: all(reloads_to(w, "v1") == 1 for w in works), "both members back on v1", works)
         produce(settings, "c")
         enriched = read_topic(client, settings.output_topic, expected=60, timeout_s=WAIT_S, settle_s=1.0)

@@ -81,9 +81,9 @@ def test_a_consumer_serves_current_and_follows_promote_and_rollback(
     follower = Follower(s3_registry.uri, tmp_path / "cache")
     assert follower.provider.current.version == "v1"
 
-    promote(registry, MODEL, "v2", cache=tmp_path / "admin")
+    promote(registry, MODEL, "v2")
     follower.until("v2")
-    rollback(registry, MODEL, cache=tmp_path / "admin")
+    rollback(registry, MODEL)
     follower.until("v1")
 
     assert follower.results == {"loaded": 2}
@@ -136,7 +136,7 @@ def test_a_store_failing_during_a_reload_is_retried_and_the_version_is_not_refus
     registry: Registry, s3_registry: S3Registry, tmp_path: Path
 ) -> None:
     follower = Follower(s3_registry.uri, tmp_path / "cache")
-    promote(registry, MODEL, "v2", cache=tmp_path / "admin")
+    promote(registry, MODEL, "v2")
     s3_registry.outage.cut_requests_for(f"/{MODEL}/v2/".encode())
     deadline = time.monotonic() + 60
     while State.BACKOFF not in follower.states and time.monotonic() < deadline:

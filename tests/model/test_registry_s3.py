@@ -142,10 +142,10 @@ def test_a_version_whose_manifest_is_not_written_yet_is_not_listed(
     assert list_versions(published, MODEL) == ["v1", "v2", "v3"]
 
 
-def test_promote_and_rollback_move_current_and_history(published: Registry, tmp_path: Path) -> None:
-    promote(published, MODEL, "v1", cache=tmp_path)
+def test_promote_and_rollback_move_current_and_history(published: Registry) -> None:
+    promote(published, MODEL, "v1")
     assert published.current(MODEL).version == "v1"
-    assert rollback(published, MODEL, cache=tmp_path) == "v3"
+    assert rollback(published, MODEL) == "v3"
     assert published.current(MODEL).version == "v3"
     assert published.history(MODEL)[0] == ["v2", "v3"]  # the rolled-back version leaves it
 
@@ -203,13 +203,14 @@ def test_a_tampered_object_is_refused_and_leaves_nothing_in_the_cache(
     assert list((tmp_path / "cache" / MODEL).iterdir()) == []
 
 
-def test_promote_refuses_a_tampered_version(
+def test_promote_checks_the_stored_objects_not_a_copy_downloaded_before(
     published: Registry, s3_registry: S3Registry, tmp_path: Path
 ) -> None:
+    published.fetch(MODEL, "v1", tmp_path / "cache")
     obstore.put(bucket_of(s3_registry), f"registry/{MODEL}/v1/{HEAD_FILE}", b"tampered")
 
     with pytest.raises(CheckpointError, match="sha256"):
-        promote(published, MODEL, "v1", cache=tmp_path)
+        promote(published, MODEL, "v1")
     assert published.current(MODEL).version == "v3"
 
 
@@ -224,14 +225,13 @@ def test_an_unreachable_store_is_a_store_error_within_seconds(
 
 
 def test_registry_commands_take_an_s3_uri(
-    published: Registry, s3_registry: S3Registry, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    published: Registry, s3_registry: S3Registry, capsys: pytest.CaptureFixture[str]
 ) -> None:
     where = ["--registry", s3_registry.uri]
-    cache = ["--cache-dir", str(tmp_path)]
 
-    assert main(["registry", "promote", "v1", *where, *cache]) == 0
+    assert main(["registry", "promote", "v1", *where]) == 0
     assert main(["registry", "list", *where]) == 0
-    assert main(["registry", "rollback", *where, *cache]) == 0
+    assert main(["registry", "rollback", *where]) == 0
     lines = capsys.readouterr().out.splitlines()
 
     assert lines[0] == f"{MODEL} CURRENT -> v1"
