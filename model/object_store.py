@@ -139,7 +139,8 @@ class ObjectStore:
             for path in files:
                 obstore.put(self._store, f"{prefix}/{path.relative_to(staging).as_posix()}", path)
             try:
-                # Created only if absent: of two publishes of one version name, one wins whole.
+                # Created only if absent: of two publishes of one version name, one manifest lands;
+                # a file the other one overwrote then fails its sha256 and is never served.
                 obstore.put(self._store, f"{prefix}/{last}", (staging / last).read_bytes(), mode="create")
             except (AlreadyExistsError, PreconditionError):
                 raise CheckpointError(
