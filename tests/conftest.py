@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import structlog
 import torch
 
-from prodcat.model.registry import Registry, open_registry
 from prodcat.testing import TinyRecipe, kafka_broker, train_tiny, write_sample_corpus
 from prodcat.trainer.tiny_base import build_tiny_base
 from prodcat.trainer.train import TrainResult
-from tests.s3 import Outage, create_bucket, moto_server
+from tests.s3 import Outage, S3Registry, create_bucket, moto_server
 
 # The test kit's recipe (see TinyRecipe), so the checkpoint trained here is the very one a
 # user's suite gets from `prodcat_registry`.
@@ -79,16 +77,6 @@ def moto_endpoint() -> Iterator[str]:
     """moto's S3 server over HTTP on a loopback port, started once for the session."""
     with moto_server() as endpoint:
         yield endpoint
-
-
-@dataclass
-class S3Registry:
-    uri: str
-    outage: Outage
-    """The test's own way to the server: `outage.down()` makes the store unreachable."""
-
-    def open(self) -> Registry:
-        return open_registry(self.uri)
 
 
 @pytest.fixture

@@ -16,12 +16,13 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
 from prodcat.model.checkpoint import MANIFEST_FILE
-from prodcat.model.registry import Registry
+from prodcat.model.registry import Registry, open_registry
 
 START_TIMEOUT_S = 30.0
 
@@ -132,6 +133,18 @@ class Outage:
                     end.shutdown(socket.SHUT_RDWR)
             with self._lock:
                 self._open.discard(source)
+
+
+@dataclass
+class S3Registry:
+    """A test's registry in its own bucket (the `s3_registry` fixture)."""
+
+    uri: str
+    outage: Outage
+    """The test's own way to the server: `outage.down()` makes the store unreachable."""
+
+    def open(self) -> Registry:
+        return open_registry(self.uri)
 
 
 def upload_version(registry: Registry, source: Path, model: str, version: str, scratch: Path) -> None:

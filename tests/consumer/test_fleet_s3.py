@@ -18,9 +18,8 @@ from prodcat.model.checkpoint import resolve
 from prodcat.produce import produce_values
 from prodcat.scratch import scratch_settings
 from prodcat.trainer.publish import promote, rollback
-from tests.conftest import S3Registry
 from tests.operator_env import consume_env
-from tests.s3 import upload_version
+from tests.s3 import S3Registry, upload_version
 
 MODEL = "product-categorizer"
 WAIT_S = 120.0

@@ -18,8 +18,7 @@ from prodcat.model.registry import Registry
 from prodcat.model.store import StoreUnavailable
 from prodcat.trainer.publish import promote, rollback
 from tests.cli_runner import run_cli
-from tests.conftest import S3Registry
-from tests.s3 import upload_version
+from tests.s3 import S3Registry, upload_version
 
 MODEL = "product-categorizer"
 QUICK = Backoff(initial_s=0.2, max_s=0.4)

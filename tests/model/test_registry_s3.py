@@ -25,7 +25,7 @@ from prodcat.trainer.records import write_jsonl
 from prodcat.trainer.sample_corpus import generate
 from prodcat.trainer.train import TrainConfig, train
 from tests.cli_runner import run_cli
-from tests.conftest import S3Registry
+from tests.s3 import S3Registry
 
 MODEL = "product-categorizer"
 RECIPE = TrainingRecipe(
