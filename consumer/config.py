@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AliasChoices, Field, field_validator, model_validator
+from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from prodcat.consumer.batcher import BatchLimits
@@ -24,6 +25,10 @@ def _legal_topic(name: str) -> str:
 
 
 TopicName = Annotated[str, AfterValidator(_legal_topic)]
+# A URI is not a path (Path("s3://b") is "s3:/b"), so the registry is text; callers may pass a Path.
+RegistryLocation = Annotated[
+    str, BeforeValidator(lambda v: os.fspath(v) if isinstance(v, os.PathLike) else v)
+]
 
 # librdkafka's allowed range for session.timeout.ms and heartbeat.interval.ms; brokers by
 # default accept sessions of 6 s to 5 min (group.min/max.session.timeout.ms).
@@ -49,9 +54,15 @@ class ConsumerSettings(BaseSettings):
         default="products.dead-letter", description="Topic for events that cannot be processed."
     )
     group_id: str = Field(default="prodcat-categorizer", min_length=1, description="Kafka consumer group.")
-    registry: Path = Field(
-        default=Path("registry"),
-        description="Model registry root, a model folder, or a checkpoint.",
+    registry: RegistryLocation = Field(
+        default="registry",
+        description="Model registry: a local registry root, model folder or checkpoint, or "
+        "s3://bucket/prefix, gs://bucket/prefix, az://container/prefix, hf://org/repo[@revision].",
+    )
+    cache_dir: Path | None = Field(
+        default=None,
+        description="Where checkpoints of an object-store registry are downloaded (the serving "
+        "and the previous version); default ~/.cache/prodcat/registry/<hash of the registry>.",
     )
     model_name: str | None = Field(
         default=None, description="Model in the registry; needed when it holds several."

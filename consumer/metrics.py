@@ -101,6 +101,12 @@ class Metrics:
         for result in RELOAD_RESULTS:
             # Present at zero from the start, so rate() over them has a beginning.
             self._reloads.labels(result=result)
+        self._reload_states = Counter(
+            "prodcat_model_reload_transitions_total",
+            "Transitions of the reload state machine, by the state entered.",
+            ["state"],
+            registry=on,
+        )
         self._model = Info("prodcat_model", "The checkpoint now serving.", registry=on)
         self._assigned = Gauge(
             "prodcat_assigned_partitions", "Input partitions assigned to this member.", registry=on
@@ -205,6 +211,9 @@ class Metrics:
     def reload(self, result: str) -> None:
         self._reloads.labels(result=result).inc()
 
+    def reload_state(self, state: str) -> None:
+        self._reload_states.labels(state=state).inc()
+
     def set_model(self, *, name: str, version: str) -> None:
         self._model.info({"name": name, "version": version})
 
@@ -267,6 +276,10 @@ class Metrics:
     @property
     def reloads_by_result(self) -> dict[str, int]:
         return _totals_by(self._reloads, "result")
+
+    @property
+    def reload_transitions(self) -> dict[str, int]:
+        return _totals_by(self._reload_states, "state")
 
     @property
     def inference_seconds_total(self) -> float:

@@ -117,7 +117,7 @@ def add_candidate_gate(promote: argparse.ArgumentParser) -> None:
 
 
 def cmd_promote_candidate(args: argparse.Namespace) -> int:
-    from prodcat.errors import CheckpointError
+    from prodcat.errors import CheckpointError, ConfigError
     from prodcat.model.checkpoint import check_name, read_current
     from prodcat.trainer.promotion import Thresholds, decide, read_summaries
     from prodcat.trainer.publish import promote
@@ -127,7 +127,14 @@ def cmd_promote_candidate(args: argparse.Namespace) -> int:
         min_live_accuracy_gain=args.min_live_accuracy_gain,
         min_judged=args.min_judged,
     )
-    model_dir = args.registry / check_name("model name", args.model_name)
+    from prodcat.model.registry import open_registry
+
+    root = open_registry(args.registry).store.local_root()
+    if root is None:
+        raise ConfigError(
+            f"--candidate: shadow summaries are read from a local registry only, not {args.registry}"
+        )
+    model_dir = root / check_name("model name", args.model_name)
     candidate = check_name("version", args.candidate)
     serving = read_current(model_dir)
     decision = decide(

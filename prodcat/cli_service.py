@@ -101,6 +101,9 @@ def cmd_consume(args: argparse.Namespace) -> int:
             min_agreement=settings.min_golden_agreement,
             max_tokens=settings.max_batch_tokens,
             on_result=metrics.reload,
+            on_transition=metrics.reload_state,
+            on_degraded=lambda note: setattr(readiness, "model_note", note),
+            cache_dir=settings.cache_dir,
         )
         service = CategorizerService(
             settings, provider, metrics=metrics, readiness=readiness, member_index=args.member_index

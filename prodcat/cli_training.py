@@ -15,6 +15,7 @@ from prodcat.argtypes import (
     fraction,
     positive_float,
     positive_int,
+    registry_arg,
 )
 from prodcat.cli_output import print_json
 from prodcat.flags import COMMAND_ENV_PREFIXES, add_env_defaults
@@ -65,6 +66,7 @@ def cmd_dataset_build(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from prodcat.model.registry import is_uri
     from prodcat.trainer.checkpointing import TrainingPaused
     from prodcat.trainer.train import TrainConfig, train
 
@@ -101,10 +103,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     except TrainingPaused as paused:
         print(paused)
         return 0
+    where = (
+        result.checkpoint
+        if not is_uri(args.registry)
+        else f"{args.registry}/{args.model_name}/{result.version}"
+    )
     headline = f"macro-F1 {result.metrics['macro_f1']:.4f}, accuracy {result.metrics['accuracy']:.4f}"
     skipped = f"; {result.skipped} records outside the labels skipped" if result.skipped else ""
     best = f"best step {result.metrics['best_step']:.0f}"
-    print(f"published {result.checkpoint} (validation {headline}, {best}{skipped})")
+    print(f"published {where} (validation {headline}, {best}{skipped})")
     return 0
 
 
@@ -142,12 +149,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_registry_list(args: argparse.Namespace) -> int:
-    from prodcat.model.checkpoint import load_manifest, read_current
+    from prodcat.model.registry import open_registry
 
-    model_dir = args.registry / args.model_name
-    current = read_current(model_dir)
-    versions = sorted(p.name for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    manifests = {version: load_manifest(model_dir / version) for version in versions}
+    registry = open_registry(args.registry)
+    current = registry.current(args.model_name).version
+    manifests = {
+        version: registry.manifest(args.model_name, version) for version in registry.versions(args.model_name)
+    }
     if args.json:
         print_json(
             {
@@ -245,7 +253,9 @@ def register(commands: Any) -> None:
     train.add_argument(
         "--base-model", type=base_model_arg, required=True, help="hub id or local model directory"
     )
-    train.add_argument("--registry", type=Path, required=True)
+    train.add_argument(
+        "--registry", type=registry_arg, required=True, help="a folder, s3://, gs:// or az://bucket/prefix"
+    )
     train.add_argument("--model-name", default="product-categorizer")
     train.add_argument("--full-finetune", action="store_true", help="train every weight (random-init bases)")
     train.add_argument("--lora-r", type=positive_int, default=16)
@@ -313,9 +323,11 @@ def register(commands: Any) -> None:
     )
     evaluate.add_argument(
         "--checkpoint",
-        type=Path,
+        "--registry",
+        dest="checkpoint",
+        type=registry_arg,
         required=True,
-        help="a checkpoint, a model's registry folder, or a registry",
+        help="a checkpoint, a model's registry folder, or a registry (a folder or a URI)",
     )
     evaluate.add_argument(
         "--data",
@@ -344,7 +356,12 @@ def register(commands: Any) -> None:
         (promote, cmd_registry_promote),
         (back, cmd_registry_rollback),
     ):
-        sub.add_argument("--registry", type=Path, default=Path("registry"))
+        sub.add_argument(
+            "--registry",
+            type=registry_arg,
+            default="registry",
+            help="a folder or s3:// gs:// az:// hf:// URI",
+        )
         sub.add_argument("--model-name", default="product-categorizer")
         sub.set_defaults(handler=handler)
     for group, commands_of_group in (

@@ -16,8 +16,9 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from prodcat.errors import ConfigError
-from prodcat.model.checkpoint import load_manifest, resolve
+from prodcat.model.checkpoint import load_manifest
 from prodcat.model.classifier import ProductClassifier
+from prodcat.model.registry import checkpoint_directory
 from prodcat.schemas.labels import DEFAULT_CATEGORIES
 from prodcat.schemas.manifest import TrainingRecipe
 from prodcat.trainer import distributed
@@ -41,7 +42,8 @@ LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 class TrainConfig:
     data: Path
     base_model: str
-    registry: Path
+    registry: Path | str
+    """A registry folder or URI (`prodcat.model.registry.open_registry`)."""
     model_name: str = "product-categorizer"
     labels: tuple[str, ...] = DEFAULT_CATEGORIES
     full_finetune: bool = False
@@ -184,7 +186,7 @@ def train(config: TrainConfig) -> TrainResult:
             # Rank 0 publishes; the others wait for it and report the same checkpoint.
             ranks.barrier()
             distributed.stop(ranks)
-            published = resolve(config.registry / config.model_name)
+            published = checkpoint_directory(config.registry, model_name=config.model_name)
             metrics = dict(load_manifest(published).metrics)
             return TrainResult(published, published.name, metrics, skipped, model)
         metrics = score(model, tokenizer, validation, config)

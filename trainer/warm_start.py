@@ -9,28 +9,34 @@ label order. The checkpoint goes through the same trust checks as a consumer's l
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from peft import LoraConfig, PeftModel, set_peft_model_state_dict
 from safetensors.torch import load_file
 
 from prodcat.errors import CheckpointError, ConfigError
-from prodcat.model.checkpoint import HEAD_FILE, check_name, read_current, verify, version_directory
+from prodcat.model.checkpoint import HEAD_FILE, check_name, verify
 from prodcat.model.classifier import ProductClassifier
+from prodcat.model.registry import default_cache, open_registry
+
+if TYPE_CHECKING:
+    from peft import PeftModel
 
 CURRENT = "CURRENT"
 ADAPTER_CONFIG = "adapter/adapter_config.json"
 ADAPTER_WEIGHTS = "adapter/adapter_model.safetensors"
 
 
-def checkpoint_to_resume(registry: Path, model_name: str, resume_from: str) -> Path:
-    """The verified checkpoint `resume_from` names: `CURRENT` (the live one) or a version."""
-    model_dir = registry / check_name("model name", model_name)
-    version = read_current(model_dir) if resume_from == CURRENT else resume_from
-    return verify(version_directory(model_dir, version)).directory
+def checkpoint_to_resume(location: str | os.PathLike[str], model_name: str, resume_from: str) -> Path:
+    """The verified checkpoint `resume_from` names: `CURRENT` (the live one) or a version; a
+    registry on a store is downloaded into its cache first, every file checked."""
+    registry = open_registry(location)
+    model = check_name("model name", model_name)
+    version = registry.current(model).version if resume_from == CURRENT else resume_from
+    return verify(registry.fetch(model, version, default_cache(registry.uri))).directory
 
 
 def warm_start(
@@ -61,6 +67,9 @@ def warm_start(
 
 
 def _load_adapter(lora: PeftModel, checkpoint: Path, trained_on: str, base_model: str) -> None:
+    # peft only where LoRA is used: the test kit's full fine-tune runs without the train extra.
+    from peft import LoraConfig, set_peft_model_state_dict
+
     version = checkpoint.name
     if not (checkpoint / ADAPTER_WEIGHTS).is_file():
         raise ConfigError(

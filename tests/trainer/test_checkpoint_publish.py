@@ -14,6 +14,8 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from prodcat.errors import CheckpointError
 from prodcat.model.checkpoint import MANIFEST_FILE, read_current, resolve, verify
 from prodcat.model.classifier import ProductClassifier
+from prodcat.model.registry import open_registry
+from prodcat.model.store import WriteConflict
 from prodcat.schemas.labels import DEFAULT_CATEGORIES
 from prodcat.schemas.manifest import TrainingRecipe
 from prodcat.trainer import publish as publish_module
@@ -211,3 +213,17 @@ def test_rollback_with_no_earlier_live_version_is_refused(publish_one: Publish, 
     publish_one("v1")
     with pytest.raises(CheckpointError, match="no earlier live version"):
         rollback(registry, MODEL_NAME)
+
+
+def test_of_two_local_promotes_that_read_the_same_history_the_second_changes_nothing(
+    publish_one: Publish, registry: Path
+) -> None:
+    publish_one("v1")
+    publish_one("v2")
+    local = open_registry(registry)
+    history, tag = local.history(MODEL_NAME)
+    local.move(MODEL_NAME, [*history, "v1"], read_as=tag, action="promote")
+
+    with pytest.raises(WriteConflict, match="another promote or rollback won"):
+        local.move(MODEL_NAME, [*history, "v2"], read_as=tag, action="promote")
+    assert read_current(registry / MODEL_NAME) == "v1"
