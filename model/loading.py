@@ -26,7 +26,10 @@ def load_model(
     torch_device = pick_device(device)
     tokenizer = load_tokenizer(checkpoint)
     network = ProductClassifier.load(
-        checkpoint.directory, dtype=serving_dtype(torch_device), device=torch_device
+        checkpoint.directory,
+        dtype=serving_dtype(torch_device),
+        device=torch_device,
+        pooling=checkpoint.manifest.pooling,
     )
     if network.head.out_features != len(checkpoint.manifest.labels):
         raise CheckpointError(

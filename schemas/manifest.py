@@ -43,7 +43,7 @@ class CheckpointManifest(BaseModel):
     base_model: str
     base_model_revision: str | None = None
     labels: list[str] = Field(min_length=2)
-    pooling: Literal["last_token"] = "last_token"
+    pooling: Literal["last_token", "mean"] = "last_token"
     padding_side: Literal["left"] = "left"
     max_length: int = Field(ge=4, le=32_768)
     dtype: Literal["float16", "bfloat16", "float32"] = "float16"

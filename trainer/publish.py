@@ -31,7 +31,7 @@ from prodcat.model.checkpoint import (
     verify,
     version_directory,
 )
-from prodcat.model.classifier import ProductClassifier
+from prodcat.model.classifier import Pooling, ProductClassifier
 from prodcat.model.encode import encode
 from prodcat.schemas.manifest import CheckpointManifest, TrainingRecipe
 
@@ -94,13 +94,14 @@ def publish(
         if adapter is not None:
             shutil.copytree(adapter, staging / ADAPTER_DIR)
         if golden_titles:
-            _write_golden(golden_titles, labels, max_length, instruction, staging)
+            _write_golden(golden_titles, labels, max_length, instruction, model.pooling, staging)
         manifest = CheckpointManifest(
             model_name=model_name,
             version=version,
             created_at=datetime.now(UTC),
             base_model=base_model,
             labels=list(labels),
+            pooling=model.pooling,
             max_length=max_length,
             dtype=dtype,
             instruction=instruction,
@@ -134,11 +135,16 @@ def promote(registry: Path, model_name: str, version: str) -> Path:
 
 
 def _write_golden(
-    titles: Sequence[str], labels: Sequence[str], max_length: int, instruction: str | None, directory: Path
+    titles: Sequence[str],
+    labels: Sequence[str],
+    max_length: int,
+    instruction: str | None,
+    pooling: Pooling,
+    directory: Path,
 ) -> None:
     # Scored from the files just written, loaded as a CPU consumer loads them: a cast copy in
     # memory would differ slightly (its rotary buffers are rounded too).
-    scorer = ProductClassifier.load(directory, dtype=torch.float32)
+    scorer = ProductClassifier.load(directory, dtype=torch.float32, pooling=pooling)
     tokenizer = AutoTokenizer.from_pretrained(str(directory))
     with torch.inference_mode():
         batch = encode(tokenizer, titles, max_length=max_length, instruction=instruction)

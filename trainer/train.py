@@ -31,7 +31,23 @@ from prodcat.trainer.publish import publish
 from prodcat.trainer.records import LabeledTitle, read_jsonl
 
 GOLDEN_SIZE = 32
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+DECODER_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# Attention and MLP projections of every layer, matched in full: BERT's pooler is also called
+# `dense`, and it is not used (the classifier pools the mean itself).
+ENCODER_TARGETS = (
+    r".*layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense"
+    r"|intermediate\.dense|output\.dense)"
+)
+# The modules LoRA adapts, by the base's model type: attention and MLP projections.
+LORA_TARGETS: dict[str, str | tuple[str, ...]] = {
+    "qwen3": DECODER_TARGETS,
+    "qwen2": DECODER_TARGETS,
+    "llama": DECODER_TARGETS,
+    "mistral": DECODER_TARGETS,
+    "bert": ENCODER_TARGETS,
+    "roberta": ENCODER_TARGETS,
+    "xlm-roberta": ENCODER_TARGETS,
+}
 
 
 @dataclass(frozen=True)
@@ -141,7 +157,7 @@ def train(config: TrainConfig) -> TrainResult:
                 r=config.lora_r,
                 lora_alpha=config.lora_alpha,
                 lora_dropout=config.lora_dropout,
-                target_modules=list(LORA_TARGETS),
+                target_modules=lora_targets(model.backbone.config.model_type),
             ),
         )
     model.to(device)
@@ -185,6 +201,18 @@ def train(config: TrainConfig) -> TrainResult:
         skipped=skipped,
         model=model,
     )
+
+
+def lora_targets(model_type: str) -> str | list[str]:
+    """peft's `target_modules` for a model type: a list of names or one full-match pattern."""
+    targets = LORA_TARGETS.get(model_type)
+    if targets is None:
+        known = ", ".join(sorted(LORA_TARGETS))
+        raise ConfigError(
+            f"no LoRA target modules known for model type {model_type!r} (known: {known}); "
+            "use --full-finetune"
+        )
+    return targets if isinstance(targets, str) else list(targets)
 
 
 def _publish(
