@@ -21,6 +21,7 @@ from prodcat.trainer.sample_corpus import generate
 from prodcat.trainer.train import TrainConfig, TrainResult, lora_targets, train
 from tests.cli_runner import run_cli, run_cli_output
 
+
 def test_lora_targets_a_bert_s_attention_and_mlp_projections_not_its_pooler() -> None:
     bert = BertModel(
         BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
