@@ -18,8 +18,9 @@ prodcat does on the same device and dtype, because each difference is closed her
 
 Refused with one line: mean-pooled checkpoints (BERT-family: `BertForSequenceClassification`
 classifies through the CLS pooler, and no standard class mean-pools a BERT), a head with a
-bias, and an instruction prefix prepended as text (a tokenizer cannot reproduce the merges
-across the prefix boundary token for token).
+bias, and an instruction prefix prepended as text (checkpoints from before the tokenizer's
+template carried it: a tokenizer cannot reproduce merges across the prefix boundary). An
+instruction in the template travels with the tokenizer and exports exactly.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def export_hf(
             f"{where} pools the {manifest.pooling} of its tokens; the standard sequence-classification "
             "classes pool one token (BERT's the CLS pooler), so it cannot be exported exactly"
         )
-    if manifest.instruction:
+    if manifest.instruction and not manifest.instruction_in_tokenizer:
         raise CheckpointError(
             f"{where} prepends its instruction as text, which a tokenizer cannot reproduce token for "
             "token; it cannot be exported exactly"

@@ -50,6 +50,11 @@ class CheckpointManifest(BaseModel):
     instruction: str | None = Field(
         default=None, description="Prefix prepended to every title before tokenization."
     )
+    instruction_in_tokenizer: bool = Field(
+        default=False,
+        description="The tokenizer's template puts the instruction's tokens before each title, "
+        "which is tokenized alone; false: the instruction is prepended as text (older checkpoints).",
+    )
     training: TrainingRecipe
     metrics: dict[str, float] = Field(default_factory=dict)
     files: dict[str, Sha256] = Field(

@@ -70,6 +70,8 @@ def publish(
     `adapter` is a saved LoRA adapter directory, kept beside the merged weights as `adapter/`
     for users who serve adapters on a shared base. `golden_titles` are scored by the model
     as published and stored in `golden.jsonl`, so a reload can be checked against them.
+    `instruction` is recorded only: `tokenizer` already carries it in its template
+    (`model.encode.apply_instruction`).
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
@@ -94,7 +96,7 @@ def publish(
         if adapter is not None:
             shutil.copytree(adapter, staging / ADAPTER_DIR)
         if golden_titles:
-            _write_golden(golden_titles, labels, max_length, instruction, model.pooling, staging)
+            _write_golden(golden_titles, labels, max_length, model.pooling, staging)
         manifest = CheckpointManifest(
             model_name=model_name,
             version=version,
@@ -105,6 +107,7 @@ def publish(
             max_length=max_length,
             dtype=dtype,
             instruction=instruction,
+            instruction_in_tokenizer=instruction is not None,
             training=recipe,
             metrics=dict(metrics),
             files=_hash_files(staging),
@@ -138,7 +141,6 @@ def _write_golden(
     titles: Sequence[str],
     labels: Sequence[str],
     max_length: int,
-    instruction: str | None,
     pooling: Pooling,
     directory: Path,
 ) -> None:
@@ -147,7 +149,7 @@ def _write_golden(
     scorer = ProductClassifier.load(directory, dtype=torch.float32, pooling=pooling)
     tokenizer = AutoTokenizer.from_pretrained(str(directory))
     with torch.inference_mode():
-        batch = encode(tokenizer, titles, max_length=max_length, instruction=instruction)
+        batch = encode(tokenizer, titles, max_length=max_length)
         probabilities = torch.softmax(scorer(batch["input_ids"], batch["attention_mask"]), dim=-1)
     confidence, index = probabilities.max(dim=-1)
     with (directory / GOLDEN_FILE).open("wb") as handle:

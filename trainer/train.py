@@ -19,6 +19,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from prodcat.errors import ConfigError
 from prodcat.model.checkpoint import load_manifest, resolve
 from prodcat.model.classifier import ProductClassifier
+from prodcat.model.encode import apply_instruction
 from prodcat.schemas.labels import DEFAULT_CATEGORIES
 from prodcat.schemas.manifest import TrainingRecipe
 from prodcat.trainer import distributed
@@ -146,6 +147,9 @@ def train(config: TrainConfig) -> TrainResult:
         else training_device()
     )
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
+    if config.instruction:
+        # In the tokenizer's template, so the checkpoint's tokenizer alone reproduces the inputs.
+        apply_instruction(tokenizer, config.instruction, max_length=config.max_length)
     model = ProductClassifier.from_base(config.base_model, len(config.labels))
     lora: PeftModel | None = None
     if not config.full_finetune:
