@@ -1,7 +1,7 @@
 """The one gate every loaded model passes: verify, load, warm up, agree with its golden set.
 
-`prodcat consume`, hot reload, the demo, the test kit, `prodcat evaluate` and the
-benchmarks all load through `load_model`, so nothing serves or scores a checkpoint that
+`prodcat consume`, hot reload, `prodcat classify`, the demo, the test kit, `prodcat
+evaluate` and the benchmarks all load through `load_model`, so nothing serves or scores a checkpoint that
 the service itself would refuse.
 """
 
