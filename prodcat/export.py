@@ -97,9 +97,11 @@ def export_hf(
         }
     )
     model = AutoModelForSequenceClassification.from_config(config, dtype=DTYPES[dtype])
-    state = network.backbone.state_dict()
-    embeddings = network.backbone.get_input_embeddings().weight
-    key = next(k for k, v in state.items() if v is embeddings or v.data_ptr() == embeddings.data_ptr())
+    backbone = network.backbone
+    state = backbone.state_dict()
+    embeddings = backbone.get_input_embeddings().weight
+    key = next(name for name, parameter in backbone.named_parameters() if parameter is embeddings)
+    # The pad token's row: padding sits after the pooled token, where a causal model never looks.
     extra_rows = config.vocab_size - embeddings.shape[0]
     state[key] = torch.cat([embeddings.detach(), embeddings.new_zeros(extra_rows, embeddings.shape[1])])
     with torch.no_grad():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 import torch
 from torch import nn
@@ -75,8 +76,6 @@ def test_the_pipeline_labels_real_titles_as_prodcat_classify_does(
         "cpu",
     )
     assert code == 0 and not err
-    import orjson
-
     ours = [orjson.loads(line)["classification"]["label"] for line in out.splitlines()]
     theirs = pipeline("text-classification", model=str(exported), device="cpu")(
         titles, truncation=True, batch_size=32
