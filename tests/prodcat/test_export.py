@@ -8,8 +8,9 @@ import orjson
 import pytest
 import torch
 from torch import nn
-from transformers import AutoTokenizer, BertConfig, BertModel, pipeline
+from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, Qwen3Config, pipeline
 
+from prodcat.export import export_hf
 from prodcat.model.classifier import ProductClassifier
 from prodcat.model.loading import load_model
 from prodcat.schemas.labels import DEFAULT_CATEGORIES
@@ -160,3 +161,43 @@ def test_a_mean_pooled_checkpoint_is_refused_with_one_line(
     assert code == 1
     [line] = err.strip().splitlines()
     assert line.startswith(f"prodcat: error: checkpoint {checkpoint} pools the mean of its tokens")
+
+
+REAL_TOKENIZER = REAL_TITLES.parents[1] / "qwen3-tokenizer"
+
+
+@pytest.mark.skipif(
+    not (REAL_TOKENIZER.is_dir() and REAL_TITLES.is_file()), reason="needs ../shared/data (Qwen3 tokenizer)"
+)
+def test_a_checkpoint_with_the_real_qwen3_tokenizer_exports_exactly(tmp_path: Path) -> None:
+    # Qwen3's own tokenizer pads with the end-of-text token it appends: what the export's pad token is for.
+    tokenizer = AutoTokenizer.from_pretrained(REAL_TOKENIZER)
+    torch.manual_seed(0)
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    network = ProductClassifier(AutoModel.from_config(config), len(DEFAULT_CATEGORIES))
+    titles = [r.title for r in read_jsonl(REAL_TITLES)][:300]
+    checkpoint = publish(
+        network,
+        tokenizer,
+        registry=tmp_path / "registry",
+        model_name="m",
+        base_model="qwen3-random",
+        labels=DEFAULT_CATEGORIES,
+        max_length=64,
+        instruction=None,
+        recipe=RECIPE,
+        metrics={},
+        dtype="float32",
+    )
+    exported = export_hf(checkpoint, tmp_path / "hf")
+    same, gap = agreement(exported, checkpoint, titles)
+    assert same == 1.0 and gap < 1e-4
