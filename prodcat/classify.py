@@ -9,7 +9,8 @@ lines are the service's enriched events (`consumer/outputs.py`), in input order.
 A line is an event when it starts with `{` (`--input auto`), else a title, which becomes
 the event `{"id": "<line number>", "title": ...}`. A line that cannot be classified is
 written to stderr as one JSON object: its line number and the dead-letter `error_kind`
-and `error_message` the service would give it; blank lines are skipped. Lines are read a
+and `error_message` the service would give it; blank lines are skipped. A model that fails
+on every title stops the run instead (`--max-failed-in-a-row`, as in the service). Lines are read a
 window (`--window-size`) at a time, so memory stays bounded on any input size.
 """
 
@@ -27,6 +28,7 @@ from prodcat.consumer.batcher import Batch, BatchLimits, LengthGrouper
 from prodcat.consumer.classify.device import Completion, DeviceBatch, DeviceWorker
 from prodcat.consumer.outputs import classification, enriched_value
 from prodcat.consumer.parse import Rejection, parse_event
+from prodcat.errors import InferenceUnavailable
 from prodcat.model.runtime import ServingModel
 from prodcat.schemas.events import MAX_EVENT_BYTES, ErrorKind
 
@@ -46,6 +48,7 @@ class Line:
 class Summary:
     classified: int = 0
     rejected: int = 0
+    failed_in_a_row: int = 0
 
 
 def classify_stream(
@@ -57,14 +60,24 @@ def classify_stream(
     out: BinaryIO,
     errors: BinaryIO,
     input_format: InputFormat = "auto",
+    max_failed_in_a_row: int = 16,
 ) -> Summary:
-    """Classifies every line of `lines`, writing enriched events to `out` and error lines to `errors`."""
+    """Classifies every line of `lines`, writing enriched events to `out` and error lines to `errors`.
+
+    As in the service, a model that fails on every title is a failure of the run, not of the
+    lines: InferenceUnavailable once `max_failed_in_a_row` titles failed with no success between.
+    """
     summary = Summary()
     worker: DeviceWorker[Line] = DeviceWorker(top_k=top_k)
     try:
         numbered = enumerate(lines, start=1)
         while window := list(islice(numbered, limits.window_items)):
             _classify_window(window, model, limits, worker, out, errors, input_format, summary)
+            if summary.failed_in_a_row >= max_failed_in_a_row:
+                raise InferenceUnavailable(
+                    f"{summary.failed_in_a_row} titles in a row failed on their own, none succeeded; "
+                    "the model or its device is broken"
+                )
     finally:
         worker.close()
     return summary
@@ -113,7 +126,9 @@ def _classify_window(
         if failure is not None:
             message = f"{type(failure).__name__}: {failure}"
             _reject(errors, line.number, ErrorKind.INFERENCE_FAILED, message, summary)
+            summary.failed_in_a_row += 1
             continue
+        summary.failed_in_a_row = 0
         verdict = classification(
             model,
             completion.indices[row],

@@ -21,6 +21,7 @@ CLASSIFY_SETTINGS = (
     "max_batch_tokens",
     "window_size",
     "min_golden_agreement",
+    "max_failed_in_a_row",
 )
 
 
@@ -61,6 +62,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             out=stdout,
             errors=stderr,
             input_format=args.input,
+            max_failed_in_a_row=settings.max_failed_in_a_row,
         )
         return 0
     with args.file.open("rb") as lines:
@@ -72,6 +74,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             out=stdout,
             errors=stderr,
             input_format=args.input,
+            max_failed_in_a_row=settings.max_failed_in_a_row,
         )
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,11 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
+from prodcat.classify import classify_stream
+from prodcat.consumer.batcher import BatchLimits
+from prodcat.errors import InferenceUnavailable
 from prodcat.model.loading import load_model
+from prodcat.model.runtime import Inference, ServingModel
 from tests.cli_runner import run_cli, run_cli_output
 
 ENRICHED_SCHEMA = Draft202012Validator(
@@ -157,3 +162,41 @@ def test_stdin_is_read_when_no_file_is_named(
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"Silk Scarf\n")))
     code, out, _ = run_cli_output(capsys, "classify", "--registry", str(trained_registry), "--device", "cpu")
     assert code == 0 and orjson.loads(out)["title"] == "Silk Scarf"
+
+
+class BrokenDevice:
+    """A ServingModel whose every forward pass fails, as on a lost device."""
+
+    model_name = "broken"
+    version = "v0"
+    labels = ("A", "B")
+    max_length = 16
+    device = "cpu"
+
+    def encode(self, titles: Sequence[str]) -> list[list[int]]:
+        return [[1, 2, 3] for _ in titles]
+
+    def infer(self, rows: Sequence[Sequence[int]], *, top_k: int, embeddings: bool = False) -> Inference:
+        raise RuntimeError("device lost")
+
+    def health(self) -> None:
+        raise RuntimeError("device lost")
+
+
+def test_a_model_that_fails_on_every_title_stops_the_run() -> None:
+    model: ServingModel = BrokenDevice()
+    out, errors = io.BytesIO(), io.BytesIO()
+    with pytest.raises(InferenceUnavailable, match="4 titles in a row failed"):
+        classify_stream(
+            [b"a\n", b"b\n", b"c\n", b"d\n"],
+            model,
+            BatchLimits(),
+            top_k=1,
+            out=out,
+            errors=errors,
+            max_failed_in_a_row=4,
+        )
+    assert out.getvalue() == b""
+    assert [orjson.loads(line)["error_kind"] for line in errors.getvalue().splitlines()] == [
+        "inference_failed"
+    ] * 4
