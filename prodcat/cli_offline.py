@@ -108,7 +108,7 @@ def register(commands: Any) -> None:
         description="Loads the model through the service's gate and batches as the service does. "
         "A line starting with { is an event, any other a title (its id: the line number). Lines "
         "that cannot be classified go to stderr as JSON objects (line, error_kind, error_message); "
-        "they do not change the exit code.",
+        "they do not change the exit code (a model failing on every title does).",
     )
     classify.add_argument(
         "file", nargs="?", type=existing_file, default=None, help="input lines (default: stdin)"
