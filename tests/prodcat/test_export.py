@@ -133,6 +133,7 @@ def test_a_head_with_a_bias_is_refused_with_one_line(
     network = ProductClassifier.from_base(tiny_base, len(DEFAULT_CATEGORIES))
     network.head = nn.Linear(network.head.in_features, len(DEFAULT_CATEGORIES), bias=True)
     checkpoint = publish_network(network, tiny_base, tmp_path / "registry")
+    capsys.readouterr()  # what publishing wrote (progress bars), not the command
     code, err = run_cli(capsys, "export", str(checkpoint), "--format", "hf", "--out", str(tmp_path / "o"))
     assert code == 1
     [line] = err.strip().splitlines()
@@ -157,6 +158,7 @@ def test_a_mean_pooled_checkpoint_is_refused_with_one_line(
     )
     network = ProductClassifier(bert, len(DEFAULT_CATEGORIES), pooling="mean")
     checkpoint = publish_network(network, tiny_base, tmp_path / "registry")
+    capsys.readouterr()  # what publishing wrote (progress bars), not the command
     code, err = run_cli(capsys, "export", str(checkpoint), "--format", "hf", "--out", str(tmp_path / "o"))
     assert code == 1
     [line] = err.strip().splitlines()

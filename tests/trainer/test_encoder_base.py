@@ -11,11 +11,16 @@ from pathlib import Path
 
 import orjson
 import pytest
-from transformers import BertConfig, BertModel
+import torch
+from transformers import AutoTokenizer, BertConfig, BertModel
 
 from prodcat.errors import ConfigError
 from prodcat.model.checkpoint import verify
+from prodcat.model.classifier import ProductClassifier
 from prodcat.model.loading import load_model
+from prodcat.schemas.labels import DEFAULT_CATEGORIES
+from prodcat.schemas.manifest import TrainingRecipe
+from prodcat.trainer.publish import publish
 from prodcat.trainer.records import write_jsonl
 from prodcat.trainer.sample_corpus import generate
 from prodcat.trainer.train import TrainConfig, TrainResult, lora_targets, train
@@ -100,3 +105,62 @@ def test_exporting_the_minilm_checkpoint_is_refused_with_one_line(
     assert code == 1
     [line] = err.strip().splitlines()
     assert "pools the mean of its tokens" in line
+
+
+def test_a_mean_pooled_checkpoint_passes_the_gate_and_serves_through_classify(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, tiny_base: Path
+) -> None:
+    # A random BERT-architecture network on the tiny tokenizer: the serving path, without the package.
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    network = ProductClassifier(BertModel(config), len(DEFAULT_CATEGORIES), pooling="mean")
+    titles = ["Silk Scarf", "Baby Stroller with a long and winding description", "Chef Knife"]
+    checkpoint = publish(
+        network,
+        tokenizer,
+        registry=tmp_path / "registry",
+        model_name="m",
+        base_model="bert-random",
+        labels=DEFAULT_CATEGORIES,
+        max_length=32,
+        instruction=None,
+        recipe=TrainingRecipe(
+            method="full",
+            learning_rate=1.0,
+            epochs=1,
+            batch_size=1,
+            seed=0,
+            train_examples=1,
+            validation_examples=1,
+        ),
+        metrics={},
+        golden_titles=titles,
+    )
+    assert verify(checkpoint).manifest.pooling == "mean"
+    source = tmp_path / "titles.txt"
+    source.write_text("".join(f"{t}\n" for t in titles))
+    capsys.readouterr()  # what publishing wrote (progress bars), not the command
+    code, out, err = run_cli_output(
+        capsys,
+        "classify",
+        str(source),
+        "--registry",
+        str(checkpoint),
+        "--device",
+        "cpu",
+        "--min-golden-agreement",
+        "1",
+    )
+    assert (code, err) == (0, "")
+    golden = [orjson.loads(line) for line in (checkpoint / "golden.jsonl").read_bytes().splitlines()]
+    assert [orjson.loads(line)["classification"]["label"] for line in out.splitlines()] == [
+        g["label"] for g in golden
+    ]
