@@ -120,3 +120,15 @@ def test_a_base_of_an_unknown_family_is_refused_with_one_line(tmp_path: Path) ->
     GPT2Config().save_pretrained(tmp_path)
     with pytest.raises(ConfigError, match="no pooling known for model type 'gpt2'"):
         pooling_for(tmp_path)
+
+
+def test_a_mean_pooled_classifier_embeds_the_average_of_its_real_tokens() -> None:
+    model = tiny_bert_classifier()
+    ids = torch.tensor([[0, 0, 101, 17, 102], [101, 42, 43, 44, 102]])
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    with torch.inference_mode():
+        hidden = model.backbone(
+            input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask)
+        ).last_hidden_state
+        expected = torch.stack([hidden[0, 2:].mean(dim=0), hidden[1].mean(dim=0)])
+        torch.testing.assert_close(model.embed(ids, mask), expected)
