@@ -1,7 +1,7 @@
 """The one gate every loaded model passes: verify, load, warm up, agree with its golden set.
 
-`prodcat consume`, hot reload, the demo, the test kit, `prodcat evaluate` and the
-benchmarks all load through `load_model`, so nothing serves or scores a checkpoint that
+`prodcat consume`, hot reload, `prodcat classify`, the demo, the test kit, `prodcat
+evaluate` and the benchmarks all load through `load_model`, so nothing serves or scores a checkpoint that
 the service itself would refuse.
 """
 
@@ -38,7 +38,10 @@ def load_model(
     torch_device = pick_device(device)
     tokenizer = load_tokenizer(checkpoint)
     network = ProductClassifier.load(
-        checkpoint.directory, dtype=serving_dtype(torch_device), device=torch_device
+        checkpoint.directory,
+        dtype=serving_dtype(torch_device),
+        device=torch_device,
+        pooling=checkpoint.manifest.pooling,
     )
     if network.head.out_features != len(checkpoint.manifest.labels):
         raise CheckpointError(

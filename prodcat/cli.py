@@ -11,7 +11,7 @@ from types import FrameType
 
 from pydantic import ValidationError
 
-from prodcat import cli_service, cli_training
+from prodcat import cli_offline, cli_service, cli_training
 from prodcat.argtypes import OneLineParser
 from prodcat.consumer.logs import LogSettings, configure_logging
 from prodcat.errors import ProdcatError
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_service.register(commands)
     cli_training.register(commands)
+    cli_offline.register(commands)
     for command in (parser, *_subcommand_parsers(parser)):
         _add_logging_flags(command)
     return parser

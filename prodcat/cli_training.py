@@ -265,7 +265,9 @@ def register(commands: Any) -> None:
     train.add_argument("--batch-size", type=positive_int, default=32)
     train.add_argument("--max-length", type=positive_int, default=64)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--instruction", default=None, help="prefix prepended to every title")
+    train.add_argument(
+        "--instruction", default=None, help="prefix put before every title (by the tokenizer's template)"
+    )
     train.add_argument("--categories", default=",".join(DEFAULT_CATEGORIES), help="comma-separated labels")
     train.add_argument("--lora-dropout", type=fraction, default=0.05)
     train.add_argument("--warmup-fraction", type=fraction, default=0.06, help="share of steps warming up")

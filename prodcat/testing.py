@@ -60,7 +60,7 @@ KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
 FAST_GROUP_JOIN: dict[str, object] = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
 CACHE_ENV = "PRODCAT_TEST_CACHE"
 # Bumped when the build below changes in a way the recipe does not show.
-KIT_FORMAT = 1
+KIT_FORMAT = 2
 UNIX_SCHEME = "http+unix://"
 
 

@@ -23,8 +23,13 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from prodcat.errors import CheckpointError
-from prodcat.model.checkpoint import GOLDEN_FILE, MANIFEST_FILE, check_name, file_sha256
-from prodcat.model.classifier import ProductClassifier
+from prodcat.model.checkpoint import (
+    GOLDEN_FILE,
+    MANIFEST_FILE,
+    check_name,
+    file_sha256,
+)
+from prodcat.model.classifier import Pooling, ProductClassifier
 from prodcat.model.encode import encode
 from prodcat.model.registry import HISTORY_FILE, Registry, default_cache, open_registry
 from prodcat.schemas.manifest import CheckpointManifest, TrainingRecipe
@@ -68,7 +73,8 @@ def publish(
     `default_cache`) for a remote one. `adapter` is a saved LoRA adapter directory, kept
     beside the merged weights as `adapter/` for users who serve adapters on a shared base.
     `golden_titles` are scored by the model as published and stored in `golden.jsonl`, so
-    a reload can be checked against them.
+    a reload can be checked against them. `instruction` is recorded only: `tokenizer` already carries it in its template
+    (`model.encode.apply_instruction`).
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
@@ -92,16 +98,18 @@ def publish(
         if adapter is not None:
             shutil.copytree(adapter, staging / ADAPTER_DIR)
         if golden_titles:
-            _write_golden(golden_titles, labels, max_length, instruction, staging)
+            _write_golden(golden_titles, labels, max_length, model.pooling, staging)
         manifest = CheckpointManifest(
             model_name=model_name,
             version=version,
             created_at=datetime.now(UTC),
             base_model=base_model,
             labels=list(labels),
+            pooling=model.pooling,
             max_length=max_length,
             dtype=dtype,
             instruction=instruction,
+            instruction_in_tokenizer=instruction is not None,
             training=recipe,
             metrics=dict(metrics),
             files=_hash_files(staging),
@@ -145,14 +153,18 @@ def promote(registry: RegistryLike, model_name: str, version: str) -> None:
 
 
 def _write_golden(
-    titles: Sequence[str], labels: Sequence[str], max_length: int, instruction: str | None, directory: Path
+    titles: Sequence[str],
+    labels: Sequence[str],
+    max_length: int,
+    pooling: Pooling,
+    directory: Path,
 ) -> None:
     # Scored from the files just written, loaded as a CPU consumer loads them: a cast copy in
     # memory would differ slightly (its rotary buffers are rounded too).
-    scorer = ProductClassifier.load(directory, dtype=torch.float32)
+    scorer = ProductClassifier.load(directory, dtype=torch.float32, pooling=pooling)
     tokenizer = AutoTokenizer.from_pretrained(str(directory))
     with torch.inference_mode():
-        batch = encode(tokenizer, titles, max_length=max_length, instruction=instruction)
+        batch = encode(tokenizer, titles, max_length=max_length)
         probabilities = torch.softmax(scorer(batch["input_ids"], batch["attention_mask"]), dim=-1)
     confidence, index = probabilities.max(dim=-1)
     with (directory / GOLDEN_FILE).open("wb") as handle:

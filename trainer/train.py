@@ -18,6 +18,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from prodcat.errors import ConfigError
 from prodcat.model.checkpoint import load_manifest
 from prodcat.model.classifier import ProductClassifier
+from prodcat.model.encode import apply_instruction
 from prodcat.model.registry import checkpoint_directory
 from prodcat.schemas.labels import DEFAULT_CATEGORIES
 from prodcat.schemas.manifest import TrainingRecipe
@@ -35,7 +36,23 @@ if TYPE_CHECKING:
     from peft import PeftModel
 
 GOLDEN_SIZE = 32
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+DECODER_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# Attention and MLP projections of every layer, matched in full: BERT's pooler is also called
+# `dense`, and it is not used (the classifier pools the mean itself).
+ENCODER_TARGETS = (
+    r".*layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense"
+    r"|intermediate\.dense|output\.dense)"
+)
+# The modules LoRA adapts, by the base's model type: attention and MLP projections.
+LORA_TARGETS: dict[str, str | tuple[str, ...]] = {
+    "qwen3": DECODER_TARGETS,
+    "qwen2": DECODER_TARGETS,
+    "llama": DECODER_TARGETS,
+    "mistral": DECODER_TARGETS,
+    "bert": ENCODER_TARGETS,
+    "roberta": ENCODER_TARGETS,
+    "xlm-roberta": ENCODER_TARGETS,
+}
 
 
 @dataclass(frozen=True)
@@ -137,6 +154,9 @@ def train(config: TrainConfig) -> TrainResult:
         else training_device()
     )
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
+    if config.instruction:
+        # In the tokenizer's template, so the checkpoint's tokenizer alone reproduces the inputs.
+        apply_instruction(tokenizer, config.instruction, max_length=config.max_length)
     model = ProductClassifier.from_base(config.base_model, len(config.labels))
     lora: PeftModel | None = None
     if not config.full_finetune:
@@ -151,7 +171,7 @@ def train(config: TrainConfig) -> TrainResult:
                 r=config.lora_r,
                 lora_alpha=config.lora_alpha,
                 lora_dropout=config.lora_dropout,
-                target_modules=list(LORA_TARGETS),
+                target_modules=lora_targets(model.backbone.config.model_type),
             ),
         )
     if config.resume_from is not None:
@@ -203,6 +223,18 @@ def train(config: TrainConfig) -> TrainResult:
         skipped=skipped,
         model=model,
     )
+
+
+def lora_targets(model_type: str) -> str | list[str]:
+    """peft's `target_modules` for a model type: a list of names or one full-match pattern."""
+    targets = LORA_TARGETS.get(model_type)
+    if targets is None:
+        known = ", ".join(sorted(LORA_TARGETS))
+        raise ConfigError(
+            f"no LoRA target modules known for model type {model_type!r} (known: {known}); "
+            "use --full-finetune"
+        )
+    return targets if isinstance(targets, str) else list(targets)
 
 
 def _publish(

@@ -60,10 +60,17 @@ def warm_start(
         merged = ProductClassifier.load(checkpoint, dtype=torch.float32)
         model.backbone.load_state_dict(merged.backbone.state_dict())
     head = load_file(str(checkpoint / HEAD_FILE))
+    if ("bias" in head) != (model.head.bias is not None):
+        raise ConfigError(
+            f"--resume-from {manifest.version}: its head "
+            f"{'has a bias' if 'bias' in head else 'has no bias'} and this run's "
+            f"{'does not' if 'bias' in head else 'does'}; train a fresh head instead"
+        )
     order = [manifest.labels.index(label) for label in labels]
     with torch.no_grad():
         model.head.weight.copy_(head["weight"][order].to(model.head.weight.dtype))
-        model.head.bias.copy_(head["bias"][order].to(model.head.bias.dtype))
+        if model.head.bias is not None:
+            model.head.bias.copy_(head["bias"][order].to(model.head.bias.dtype))
 
 
 def _load_adapter(lora: PeftModel, checkpoint: Path, trained_on: str, base_model: str) -> None:

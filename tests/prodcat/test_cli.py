@@ -112,6 +112,8 @@ def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None
         "train",
         "evaluate",
         "registry",
+        "export",
+        "classify",
     ):
         assert command in out
 

@@ -16,7 +16,7 @@ from prodcat.model.classifier import ProductClassifier
 from prodcat.schemas.labels import DEFAULT_CATEGORIES
 from prodcat.trainer.records import write_jsonl
 from prodcat.trainer.sample_corpus import generate
-from prodcat.trainer.train import LORA_TARGETS, TrainConfig, TrainResult, train
+from prodcat.trainer.train import TrainConfig, TrainResult, lora_targets, train
 from prodcat.trainer.warm_start import checkpoint_to_resume, warm_start
 from tests.cli_runner import run_cli
 
@@ -59,7 +59,7 @@ def lora_model(tiny_base: Path, r: int = 4, alpha: int = 8) -> tuple[ProductClas
     model = ProductClassifier.from_base(str(tiny_base), len(DEFAULT_CATEGORIES))
     lora = get_peft_model(
         model.backbone,
-        LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.05, target_modules=list(LORA_TARGETS)),
+        LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.05, target_modules=lora_targets("qwen3")),
     )
     return model, lora
 
