@@ -73,8 +73,8 @@ def publish(
     `default_cache`) for a remote one. `adapter` is a saved LoRA adapter directory, kept
     beside the merged weights as `adapter/` for users who serve adapters on a shared base.
     `golden_titles` are scored by the model as published and stored in `golden.jsonl`, so
-    a reload can be checked against them. `instruction` is recorded only: `tokenizer` already carries it in its template
-    (`model.encode.apply_instruction`).
+    a reload can be checked against them. `instruction` is recorded only: `tokenizer`
+    already carries it in its template (`model.encode.apply_instruction`).
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
