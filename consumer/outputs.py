@@ -16,14 +16,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jiter
 import orjson
 
 from prodcat.consumer.sink import Headers
 from prodcat.schemas.events import ErrorKind
+
+if TYPE_CHECKING:
+    from prodcat.model.runtime import ServingModel
 
 MAX_ERROR_MESSAGE_CHARS = 2_000
 # Room for the letter's own fields and Kafka's per-record framing.
@@ -77,6 +81,31 @@ def _rebuilt(raw: bytes, classification: dict[str, Any]) -> bytes:
         document["id"] = str(int(event_id.text))
     document["classification"] = classification
     return orjson.dumps(document, default=_as_written)
+
+
+def classification(
+    model: ServingModel,
+    indices: Sequence[int],
+    scores: Sequence[float],
+    *,
+    queued_s: float,
+    inference_s: float,
+    batch_size: int,
+) -> dict[str, Any]:
+    """The `classification` member of an enriched event (`schemas.events.Classification`)."""
+    labels = model.labels
+    return {
+        "label": labels[indices[0]],
+        "confidence": scores[0],
+        "top_k": [{"label": labels[i], "score": s} for i, s in zip(indices, scores, strict=True)],
+        "model_name": model.model_name,
+        "model_version": model.version,
+        "timings": {
+            "queued_ms": queued_s * 1000.0,
+            "inference_ms": inference_s * 1000.0,
+            "batch_size": batch_size,
+        },
+    }
 
 
 def headers_size(headers: Headers | None) -> int:

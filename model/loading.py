@@ -1,32 +1,47 @@
 """The one gate every loaded model passes: verify, load, warm up, agree with its golden set.
 
-`prodcat consume`, hot reload, the demo, the test kit, `prodcat evaluate` and the
-benchmarks all load through `load_model`, so nothing serves or scores a checkpoint that
+`prodcat consume`, hot reload, `prodcat classify`, the demo, the test kit, `prodcat
+evaluate` and the benchmarks all load through `load_model`, so nothing serves or scores a checkpoint that
 the service itself would refuse.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
 
 from prodcat.errors import CheckpointError
-from prodcat.model.checkpoint import GOLDEN_FILE, resolve, verify
+from prodcat.model.checkpoint import GOLDEN_FILE, verify
 from prodcat.model.classifier import ProductClassifier
+from prodcat.model.registry import checkpoint_directory
 from prodcat.model.runtime import TorchModel, pick_device, serving_dtype
 from prodcat.model.tokenizer import load_tokenizer
 
 
 def load_model(
-    location: Path, *, model_name: str | None = None, device: str = "auto", min_agreement: float
+    location: str | os.PathLike[str],
+    *,
+    model_name: str | None = None,
+    device: str = "auto",
+    min_agreement: float,
+    cache: Path | None = None,
 ) -> TorchModel:
-    """A checked, warmed model; CheckpointError (one line) for anything the gate refuses."""
-    checkpoint = verify(resolve(location, model_name))
+    """A checked, warmed model; CheckpointError (one line) for anything the gate refuses.
+
+    `location` is a checkpoint, a model's registry folder or a registry root, local or a
+    URI (`prodcat.model.registry.checkpoint_directory`; a remote CURRENT is downloaded into
+    `cache`).
+    """
+    checkpoint = verify(checkpoint_directory(location, model_name=model_name, cache=cache))
     torch_device = pick_device(device)
     tokenizer = load_tokenizer(checkpoint)
     network = ProductClassifier.load(
-        checkpoint.directory, dtype=serving_dtype(torch_device), device=torch_device
+        checkpoint.directory,
+        dtype=serving_dtype(torch_device),
+        device=torch_device,
+        pooling=checkpoint.manifest.pooling,
     )
     if network.head.out_features != len(checkpoint.manifest.labels):
         raise CheckpointError(

@@ -54,7 +54,9 @@ class ServingModel(Protocol):
     def device(self) -> str: ...
 
     def encode(self, titles: Sequence[str]) -> list[list[int]]:
-        """Token ids per title, instruction prefix and end-of-text token included, truncated."""
+        """Token ids per title, instruction prefix and end-of-text token included, truncated.
+
+        Safe to call from several threads at once (the tokenizer pool does)."""
         ...
 
     def infer(self, rows: Sequence[Sequence[int]], *, top_k: int, embeddings: bool = False) -> Inference: ...
@@ -95,7 +97,8 @@ class TorchModel:
         self._device = device
         self._labels = tuple(manifest.labels)
         self._max_length = manifest.max_length
-        self._instruction = manifest.instruction
+        # A tokenizer that carries the instruction in its template adds it itself.
+        self._instruction = None if manifest.instruction_in_tokenizer else manifest.instruction
         self._pad_id = int(tokenizer.pad_token_id)
         # The Rust tokenizer directly: the transformers call wrapper costs as much Python time
         # per title as the tokenization itself. Same ids as `model.encode.encode`.

@@ -43,12 +43,17 @@ class CheckpointManifest(BaseModel):
     base_model: str
     base_model_revision: str | None = None
     labels: list[str] = Field(min_length=2)
-    pooling: Literal["last_token"] = "last_token"
+    pooling: Literal["last_token", "mean"] = "last_token"
     padding_side: Literal["left"] = "left"
     max_length: int = Field(ge=4, le=32_768)
     dtype: Literal["float16", "bfloat16", "float32"] = "float16"
     instruction: str | None = Field(
         default=None, description="Prefix prepended to every title before tokenization."
+    )
+    instruction_in_tokenizer: bool = Field(
+        default=False,
+        description="The tokenizer's template puts the instruction's tokens before each title, "
+        "which is tokenized alone; false: the instruction is prepended as text (older checkpoints).",
     )
     training: TrainingRecipe
     metrics: dict[str, float] = Field(default_factory=dict)

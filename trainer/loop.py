@@ -149,7 +149,6 @@ def fit(
                     tokenizer,
                     [titles[i] for i in batch],
                     max_length=config.max_length,
-                    instruction=config.instruction,
                 ).to(device)
                 boundary = (micro + 1) % config.grad_accum_steps == 0 or micro + 1 == micro_batches
                 # Between optimizer steps DDP need not average: gradients accumulate locally.
@@ -217,7 +216,6 @@ def score(
         validation,
         config.labels,
         max_length=config.max_length,
-        instruction=config.instruction,
         batch_size=config.batch_size,
     )
 

@@ -12,6 +12,7 @@ from transformers import AutoTokenizer
 from prodcat.errors import ConfigError
 from prodcat.model.checkpoint import verify
 from prodcat.model.classifier import ProductClassifier
+from prodcat.model.encode import encode
 from prodcat.model.loading import load_model
 from prodcat.trainer.evaluate import predict
 from prodcat.trainer.loop import batches, class_weights, oom_guidance
@@ -74,7 +75,15 @@ def test_loaded_checkpoint_predicts_like_the_in_memory_model(lora_run: TrainResu
     # float32 is how a CPU consumer runs the float16 weights.
     loaded = ProductClassifier.load(lora_run.checkpoint, dtype=torch.float32)
     in_memory = predict(lora_run.model, tokenizer, titles, max_length=manifest.max_length)
-    assert predict(loaded, tokenizer, titles, max_length=manifest.max_length) == in_memory
+    from_disk = predict(loaded, tokenizer, titles, max_length=manifest.max_length)
+    # The published weights are float16: a title within rounding of a tie may flip, no more.
+    assert sum(a == b for a, b in zip(from_disk, in_memory, strict=True)) / len(titles) >= 0.99
+    with torch.inference_mode():
+        batch = encode(tokenizer, titles, max_length=manifest.max_length)
+        gap = loaded(batch["input_ids"], batch["attention_mask"]) - lora_run.model(
+            batch["input_ids"], batch["attention_mask"]
+        )
+    assert gap.abs().max().item() < 1e-2
 
 
 def test_records_outside_the_labels_are_skipped_and_counted(lora_run: TrainResult) -> None:
