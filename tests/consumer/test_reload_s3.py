@@ -116,11 +116,14 @@ def test_with_the_store_down_at_start_and_nothing_cached_the_start_fails(
 def test_consume_with_the_store_down_and_nothing_cached_exits_1_with_one_line(
     registry: Registry,
     s3_registry: S3Registry,
+    kafka_bootstrap: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     s3_registry.outage.down()
+    # A broker answers, so what stops the start is the store.
+    monkeypatch.setenv("PRODCAT_BOOTSTRAP_SERVERS", kafka_bootstrap)
     monkeypatch.setenv("PRODCAT_REGISTRY", s3_registry.uri)
     monkeypatch.setenv("PRODCAT_CACHE_DIR", str(tmp_path / "cache"))
 
