@@ -16,7 +16,8 @@ from bench.stand_in import InlineWorker
 from prodcat.consumer.classify.provider import FixedModel
 from prodcat.consumer.client_config import group_consumer_config, kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
-from prodcat.consumer.service import CategorizerService, Item
+from prodcat.consumer.engine.records import Encoded
+from prodcat.consumer.service import CategorizerService
 from prodcat.errors import DeliveryError
 from prodcat.model.runtime import ServingModel
 from prodcat.produce import produce_values
@@ -55,7 +56,7 @@ def fresh_input(
 
 def service_pass(settings: ConsumerSettings, model: ServingModel, events: int, *, sequential: bool) -> Pass:
     """The real service over `events` records; `sequential` runs each batch on the Kafka thread."""
-    worker: InlineWorker[Item] | None = InlineWorker(top_k=settings.top_k) if sequential else None
+    worker: InlineWorker[Encoded] | None = InlineWorker(top_k=settings.top_k) if sequential else None
     summary = CategorizerService(settings, FixedModel(model), worker=worker).run(until_records=events)
     if summary.enriched != events:
         raise DeliveryError(

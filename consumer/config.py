@@ -67,7 +67,11 @@ class ConsumerSettings(BaseSettings):
         description="Most padded tokens (longest title x rows) in one forward pass.",
     )
     max_wait_ms: float = Field(
-        default=20.0, ge=0, le=60_000, description="Longest a title waits for its batch to fill."
+        default=20.0,
+        ge=0,
+        le=60_000,
+        description="Longest a title waits for its batch to fill while the device is busy; an idle "
+        "device takes what is waiting at once.",
     )
     top_k: int = Field(default=3, ge=1, le=1000, description="Scores kept per enriched event.")
     window_size: int = Field(
@@ -78,11 +82,12 @@ class ConsumerSettings(BaseSettings):
         "batches are cut, so titles of similar length share a batch.",
     )
     commit_interval_ms: float = Field(
-        default=0.0,
+        default=1000.0,
         ge=0,
         le=60_000,
-        description="Least time between two asynchronous offset commits (0: commit as soon as "
-        "acknowledged offsets advance).",
+        description="Least time between two asynchronous offset commits, or transactions with "
+        "exactly-once (at least 100 ms there). Revoke and shutdown always commit; a crash re-emits "
+        "about this long's outputs more.",
     )
     delivery: Literal["at-least-once", "exactly-once"] = Field(
         default="at-least-once",

@@ -1,37 +1,45 @@
 """One commit protocol for everything that consumes, produces and commits: the service and replay.
 
+Every commit, periodic or on revoke or close, is one sequence owned here: flush (or
+serve) the producer's acknowledgements -> settle the records the broker refused, through
+the owner's `on_refusal` handler (it sends each one's dead letter back through `send`)
+-> flush again -> commit. So a refused record's replacement is accounted for before any
+offset past it is committed, and no caller touches the producer around the sequence.
+
 At-least-once (the default): an offset is committed only once it and every earlier offset
 of its partition are done, meaning the output record of each (enriched event, dead letter
-or replayed record) was acknowledged by the broker. Commits go out asynchronously as soon
-as the committable offsets advance (no closer together than `commit_interval_s`), so a
-crash re-emits roughly what was in flight, and synchronously when partitions are revoked
-and at close, after the producer has been flushed.
+or replayed record) was acknowledged by the broker. Commits go out asynchronously once the
+committable offsets advance (no closer together than `commit_interval_s`), and
+synchronously when partitions are revoked and at close. An asynchronous commit the
+broker failed is sent again on the next round, and in any case by the synchronous one.
 
 Exactly-once (opt-in): a transactional producer; outputs and the offsets they account for
 are committed in one transaction every `commit_interval_s`, and readers that use
-`isolation.level=read_committed` see each output once. A member fenced by a newer
-incarnation of itself, or by a rebalance it slept through, cannot commit: its transaction
-fails, it aborts and stops, and its successor redoes the work.
+`isolation.level=read_committed` see each output once. A record the broker refuses inside
+a transaction dooms it: the transaction is aborted, its other outputs are sent again in
+the next one (kept here until their transaction commits), and the refused record's
+dead letter goes with them. A member fenced by a newer incarnation of itself, or by a
+rebalance it slept through, cannot commit: its transaction fails, it aborts and stops, and
+its successor redoes the work.
 
-Revoked partitions are drained and committed before they are let go. Lost partitions (the
-group moved on without this member, e.g. after a broker stall longer than the session
-timeout) are forgotten and never committed: someone else owns them now.
+Revoked partitions are committed before they are let go. Lost partitions (the group moved
+on without this member, e.g. after a broker stall longer than the session timeout) are
+forgotten and never committed: someone else owns them now.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import structlog
 from confluent_kafka import KafkaError, Message
 
 from prodcat.consumer.offsets import OffsetTracker, PartitionOffsets, TopicPartitionKey
-from prodcat.consumer.sink import RECORD_LEVEL_ERRORS, Headers, KafkaSink
-from prodcat.consumer.source import KafkaSource
+from prodcat.consumer.sink import RECORD_LEVEL_ERRORS, DeliveryCallback, Headers
 from prodcat.errors import DeliveryError
 
 log = structlog.get_logger(__name__)
@@ -39,6 +47,35 @@ log = structlog.get_logger(__name__)
 R = TypeVar("R")
 # The least spacing of transactions: each one is a broker round trip and a producer flush.
 MIN_TRANSACTION_INTERVAL_S = 0.1
+
+
+class CommitSource(Protocol):
+    """What delivery needs of the consumer (`KafkaSource`)."""
+
+    def commit(self, offsets: Mapping[TopicPartitionKey, int], *, asynchronous: bool) -> bool: ...
+    def take_failed_commits(self) -> set[TopicPartitionKey]: ...
+    def group_metadata(self) -> object: ...
+
+
+class RecordSink(Protocol):
+    """What delivery needs of the producer (`KafkaSink`)."""
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None,
+        headers: Headers | None,
+        on_delivery: DeliveryCallback,
+    ) -> int | None: ...
+    def poll(self, timeout_s: float = 0.0) -> None: ...
+    def flush(self, timeout_s: float) -> None: ...
+    def init_transactions(self, timeout_s: float) -> None: ...
+    def begin_transaction(self) -> None: ...
+    def commit_transaction(
+        self, offsets: Mapping[TopicPartitionKey, int], group_metadata: object, timeout_s: float
+    ) -> None: ...
+    def abort_transaction(self, timeout_s: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,20 +87,35 @@ class Refusal(Generic[R]):
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Sent(Generic[R]):
+    """One output of the open transaction, kept to be sent again if the transaction is aborted."""
+
+    kind: str
+    ref: R
+    topic: str
+    value: bytes
+    key: bytes | None
+    headers: Headers | None
+
+
 class Delivery(Generic[R]):
     def __init__(
         self,
-        source: KafkaSource,
-        sink: KafkaSink,
+        source: CommitSource,
+        sink: RecordSink,
         *,
+        on_refusal: Callable[[Refusal[R]], None],
         exactly_once: bool = False,
-        commit_interval_s: float = 0.0,
+        commit_interval_s: float = 1.0,
         timeout_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
+        """`on_refusal` settles a record the broker refused: another output through `send`, or `settle`."""
         self._source = source
         self._sink = sink
+        self._on_refusal = on_refusal
         self._exactly_once = exactly_once
         self._interval_s = (
             max(commit_interval_s, MIN_TRANSACTION_INTERVAL_S) if exactly_once else commit_interval_s
@@ -75,13 +127,16 @@ class Delivery(Generic[R]):
         self._failure: DeliveryError | None = None
         self._refused: list[Refusal[R]] = []
         self._in_transaction = False
+        # Exactly-once: the open transaction's outputs, which of them the broker refused, and
+        # what it acknowledged (counted once the transaction commits). Callbacks of an aborted
+        # transaction carry an older generation and are ignored.
+        self._generation = 0
+        self._journal: list[_Sent[R]] = []
+        self._doomed: dict[int, Refusal[R]] = {}
+        self._tentative: Counter[str] = Counter()
         self._last_commit = clock()
         self.acknowledged: Counter[str] = Counter()
-        """Outputs the broker acknowledged, by the kind the caller gave them."""
-
-    @property
-    def sink(self) -> KafkaSink:
-        return self._sink
+        """Outputs the broker acknowledged (exactly-once: and committed), by the kind the caller gave them."""
 
     def start(self) -> None:
         if self._exactly_once:
@@ -109,45 +164,66 @@ class Delivery(Generic[R]):
     ) -> int | None:
         """Produces the output of one consumed offset; returns a record-level refusal's code at once.
 
-        A refusal reported later by the broker comes back from `refusals()`, with `ref`.
+        A refusal the broker reports later goes to `on_refusal`, with `ref`, before any commit.
         """
-        if self._exactly_once and not self._in_transaction:
-            self._sink.begin_transaction()
-            self._in_transaction = True
-        code = self._sink.produce(topic, value, key, headers, self._callback(state, offset, kind, ref))
-        if code is None and self._exactly_once:
-            # Inside a transaction the offset and the record commit together, or neither does.
-            state.mark_done(offset)
-        return code
+        if self._exactly_once:
+            self._begin()
+            code = self._sink.produce(topic, value, key, headers, self._in_transaction_callback(kind, ref))
+            if code is None:
+                self._journal.append(_Sent(kind, ref, topic, value, key, headers))
+                # Inside a transaction the offset and the record commit together, or neither does.
+                state.mark_done(offset)
+            return code
+        return self._sink.produce(topic, value, key, headers, self._callback(state, offset, kind, ref))
 
-    def _callback(
-        self, state: PartitionOffsets, offset: int, kind: str, ref: R
-    ) -> Callable[[KafkaError | None, Message], None]:
+    def _callback(self, state: PartitionOffsets, offset: int, kind: str, ref: R) -> DeliveryCallback:
         def delivered(error: KafkaError | None, message: Message) -> None:
             if error is None:
-                if not self._exactly_once:
-                    state.mark_done(offset)
+                state.mark_done(offset)
                 self.acknowledged[kind] += 1
-            elif error.code() in RECORD_LEVEL_ERRORS and not self._exactly_once:
+            elif error.code() in RECORD_LEVEL_ERRORS:
                 self._refused.append(Refusal(ref, error.code(), error.str()))
-            elif self._failure is None:
-                self._failure = DeliveryError(
-                    f"delivery to {message.topic()} failed: {error.str()}",
-                    code=error.code(),
-                    retriable=error.retriable(),
-                )
+            else:
+                self._fail(message, error)
 
         return delivered
 
-    def refusals(self) -> list[Refusal[R]]:
-        """Records the broker refused since the last call; each must get another output or settle."""
-        refused, self._refused = self._refused, []
-        return refused
+    def _in_transaction_callback(self, kind: str, ref: R) -> DeliveryCallback:
+        generation, index = self._generation, len(self._journal)
+
+        def delivered(error: KafkaError | None, message: Message) -> None:
+            if generation != self._generation:
+                return
+            if error is None:
+                self._tentative[kind] += 1
+            elif error.code() in RECORD_LEVEL_ERRORS:
+                self._doomed[index] = Refusal(ref, error.code(), error.str())
+            else:
+                self._fail(message, error)
+
+        return delivered
+
+    def _fail(self, message: Message, error: KafkaError) -> None:
+        if self._failure is None:
+            self._failure = DeliveryError(
+                f"delivery to {message.topic()} failed: {error.str()}",
+                code=error.code(),
+                retriable=error.retriable(),
+            )
+
+    def poll(self, timeout_s: float = 0.0) -> None:
+        """Serves acknowledgements for up to `timeout_s` (a caller with nothing else to do waits here)."""
+        self._sink.poll(timeout_s)
 
     def service(self) -> None:
-        """Serves acknowledgements, raises a delivery failure, commits what advanced."""
+        """Serves acknowledgements, raises a delivery failure, settles refusals, commits what advanced."""
         self._sink.poll(0)
         self._raise_failure()
+        if not self._exactly_once:
+            self._settle_refusals()
+            for tp in self._source.take_failed_commits():
+                # Sent again below although it did not advance: the broker never took it.
+                self._offsets.partition(tp).committed = None
         if self._clock() - self._last_commit >= self._interval_s:
             self._commit(asynchronous=True)
 
@@ -158,9 +234,8 @@ class Delivery(Generic[R]):
         return self._offsets.committed_offsets()
 
     def revoke(self, partitions: set[TopicPartitionKey]) -> None:
-        """Flushes, commits the revoked partitions synchronously, forgets them."""
-        self._sink.flush(self._timeout_s)
-        self._raise_failure()
+        """The commit sequence for the revoked partitions, then forgets them."""
+        self._settled_and_flushed()
         self._commit(asynchronous=False, partitions=partitions)
         self._offsets.forget(partitions)
 
@@ -170,8 +245,7 @@ class Delivery(Generic[R]):
         if self._exactly_once and self._in_transaction:
             # The open transaction holds outputs of partitions this member no longer owns;
             # its offsets can no longer be committed, so nothing in it may be.
-            self._sink.abort_transaction(self._timeout_s)
-            self._in_transaction = False
+            self._abort()
             raise DeliveryError(
                 "partitions were lost with a transaction open; aborted it, the group redoes the work",
                 code=KafkaError._ASSIGNMENT_LOST,
@@ -179,25 +253,40 @@ class Delivery(Generic[R]):
             )
 
     def close(self) -> None:
-        """Flushes and commits everything done; raises when outputs stayed unacknowledged."""
-        self._sink.flush(self._timeout_s)
-        self._raise_failure()
+        """The commit sequence for everything done; raises when outputs stayed unacknowledged."""
+        self._settled_and_flushed()
         self._commit(asynchronous=False)
 
     def abandon(self) -> None:
         """After a failure: nothing more is committed; an open transaction is aborted."""
         if self._exactly_once and self._in_transaction:
             try:
-                self._sink.abort_transaction(self._timeout_s)
+                self._abort()
             except DeliveryError as exc:
                 log.warning("transaction_abort_failed", error=str(exc))
-            self._in_transaction = False
+
+    def _settled_and_flushed(self) -> None:
+        """Flush -> settle refusals -> flush, until no refusal is left (exactly-once: see _commit)."""
+        self._sink.flush(self._timeout_s)
+        self._raise_failure()
+        while not self._exactly_once and self._refused:
+            self._settle_refusals()
+            self._sink.flush(self._timeout_s)
+            self._raise_failure()
+
+    def _settle_refusals(self) -> None:
+        refused, self._refused = self._refused, []
+        for refusal in refused:
+            self._on_refusal(refusal)
 
     def _commit(self, *, asynchronous: bool, partitions: set[TopicPartitionKey] | None = None) -> None:
         self._last_commit = self._clock()
         if self._exactly_once:
             if not self._in_transaction:
                 return
+            self._sink.flush(self._timeout_s)
+            self._raise_failure()
+            self._retry_doomed_transaction()
             offsets = self._offsets.to_commit()
             try:
                 self._sink.commit_transaction(offsets, self._source.group_metadata(), self._timeout_s)
@@ -205,6 +294,9 @@ class Delivery(Generic[R]):
                 self.abandon()
                 raise
             self._in_transaction = False
+            self._journal = []
+            self.acknowledged.update(self._tentative)
+            self._tentative.clear()
         else:
             offsets = self._offsets.to_commit(partitions, again=not asynchronous)
             if not offsets or not self._source.commit(offsets, asynchronous=asynchronous):
@@ -212,6 +304,46 @@ class Delivery(Generic[R]):
         self._offsets.committed(offsets)
         if self._on_commit is not None:
             self._on_commit()
+
+    def _retry_doomed_transaction(self) -> None:
+        """While the broker refused records of the open transaction: abort it, send its other
+        outputs again in a new one with the refused records' replacements, flush."""
+        while self._doomed:
+            doomed, journal = self._doomed, self._journal
+            log.warning("transaction_aborted_for_refused_records", refused=len(doomed), outputs=len(journal))
+            self._abort()
+            self._begin()
+            for index, sent in enumerate(journal):
+                if index in doomed:
+                    continue
+                code = self._sink.produce(
+                    sent.topic,
+                    sent.value,
+                    sent.key,
+                    sent.headers,
+                    self._in_transaction_callback(sent.kind, sent.ref),
+                )
+                if code is not None:
+                    raise DeliveryError(
+                        f"an output accepted before was refused on resend: code {code}", code=code
+                    )
+                self._journal.append(sent)
+            for refusal in doomed.values():
+                self._on_refusal(refusal)
+            self._sink.flush(self._timeout_s)
+            self._raise_failure()
+
+    def _begin(self) -> None:
+        if not self._in_transaction:
+            self._sink.begin_transaction()
+            self._in_transaction = True
+
+    def _abort(self) -> None:
+        self._generation += 1
+        self._journal, self._doomed = [], {}
+        self._tentative.clear()
+        self._in_transaction = False
+        self._sink.abort_transaction(self._timeout_s)
 
     def _raise_failure(self) -> None:
         if self._failure is not None:

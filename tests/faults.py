@@ -11,6 +11,8 @@ from prodcat.model.runtime import Inference, ServingModel, TorchModel
 
 # Rides at the front of a poisoned title's ids; a real tokenizer never gives a negative id.
 POISON_ID = -1
+# Longest a stand-in pass hangs, so a test that forgets to release it still ends.
+HANG_LIMIT_S = 60.0
 
 
 class PoisonSensitiveModel:
@@ -36,7 +38,22 @@ class PoisonSensitiveModel:
 
 
 class BrokenDeviceModel:
-    """The real model on a device that fails every forward pass."""
+    """The real model on a device that fails every forward pass with a CUDA error; counts the passes."""
+
+    def __init__(self, real: TorchModel) -> None:
+        self._real = real
+        self.passes = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)
+
+    def infer(self, rows: Sequence[Sequence[int]], *, top_k: int, embeddings: bool = False) -> Inference:
+        self.passes += 1
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+
+class FailingModel:
+    """The real model, except that every forward pass fails on a healthy device (a broken checkpoint)."""
 
     def __init__(self, real: TorchModel) -> None:
         self._real = real
@@ -45,7 +62,20 @@ class BrokenDeviceModel:
         return getattr(self._real, name)
 
     def infer(self, rows: Sequence[Sequence[int]], *, top_k: int, embeddings: bool = False) -> Inference:
-        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        raise RuntimeError("forward pass failed")
+
+
+class UnencodableModel:
+    """The real model with a tokenizer that rejects every title."""
+
+    def __init__(self, real: TorchModel) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)
+
+    def encode(self, titles: Sequence[str]) -> list[list[int]]:
+        raise ValueError("the tokenizer rejects this title")
 
 
 class RecordingModel:
@@ -95,3 +125,56 @@ class Run:
     @property
     def padded_tokens(self) -> int:
         return max(len(row) for row in self.rows) * len(self.rows)
+
+
+class StandInModel:
+    """Classifies every row as label 0, except that a batch holding a poison row fails as a whole.
+
+    `device_error` makes every pass fail as a broken CUDA device does; `healthy` False makes
+    `health()` raise; `hang` holds every pass until it is set.
+    """
+
+    def __init__(
+        self, *, device_error: bool = False, healthy: bool = True, hang: threading.Event | None = None
+    ):
+        self.passes: list[int] = []
+        self._device_error = device_error
+        self._healthy = healthy
+        self._hang = hang
+
+    @property
+    def model_name(self) -> str:
+        return "stand-in"
+
+    @property
+    def version(self) -> str:
+        return "1"
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return ("a", "b")
+
+    @property
+    def max_length(self) -> int:
+        return 8
+
+    @property
+    def device(self) -> str:
+        return "stand-in"
+
+    def encode(self, titles: Sequence[str]) -> list[list[int]]:
+        return [[1] for _ in titles]
+
+    def infer(self, rows: Sequence[Sequence[int]], *, top_k: int, embeddings: bool = False) -> Inference:
+        self.passes.append(len(rows))
+        if self._hang is not None:
+            self._hang.wait(HANG_LIMIT_S)
+        if self._device_error:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        if any(row[0] == POISON_ID for row in rows):
+            raise RuntimeError("forward pass failed")
+        return Inference(indices=[[0] for _ in rows], scores=[[1.0] for _ in rows])
+
+    def health(self) -> None:
+        if not self._healthy:
+            raise RuntimeError("device lost")
