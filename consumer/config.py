@@ -162,6 +162,11 @@ class ConsumerSettings(BaseSettings):
         default_factory=dict,
         description="Extra librdkafka settings for consumer and producer (e.g. security.protocol).",
     )
+    kafka_consumer: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra librdkafka settings for the consumer alone (e.g. fetch.wait.max.ms), "
+        "which a producer would warn about.",
+    )
 
     @model_validator(mode="after")
     def _distinct_topics(self) -> ConsumerSettings:
