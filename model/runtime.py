@@ -54,7 +54,9 @@ class ServingModel(Protocol):
     def device(self) -> str: ...
 
     def encode(self, titles: Sequence[str]) -> list[list[int]]:
-        """Token ids per title, instruction prefix and end-of-text token included, truncated."""
+        """Token ids per title, instruction prefix and end-of-text token included, truncated.
+
+        Safe to call from several threads at once (the tokenizer pool does)."""
         ...
 
     def infer(self, rows: Sequence[Sequence[int]], *, top_k: int, embeddings: bool = False) -> Inference: ...
