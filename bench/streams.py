@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
@@ -39,7 +40,13 @@ class Pass:
 
 
 def fresh_input(
-    bootstrap: str, values: list[bytes], *, partitions: int, max_batch_size: int, max_wait_ms: float
+    bootstrap: str,
+    values: list[bytes],
+    *,
+    partitions: int,
+    max_batch_size: int,
+    max_wait_ms: float,
+    **overrides: Any,
 ) -> ConsumerSettings:
     """Settings naming fresh topics and a fresh group, with `values` already in the input topic."""
     settings = scratch_settings(
@@ -49,6 +56,7 @@ def fresh_input(
         max_batch_size=max_batch_size,
         max_wait_ms=max_wait_ms,
         reload_interval_s=0,
+        **overrides,
     )
     produce_values(values, settings, timeout_s=PRODUCE_TIMEOUT_S)
     return settings

@@ -81,6 +81,13 @@ class ConsumerSettings(BaseSettings):
         description="Titles gathered (for at most --max-wait-ms) and sorted by token count before "
         "batches are cut, so titles of similar length share a batch.",
     )
+    tokenizer_threads: int | None = Field(
+        default=None,
+        ge=0,
+        le=256,
+        description="Threads that tokenize titles off the Kafka thread (0: on the Kafka thread); "
+        "default: the cores free beside the Kafka thread and the device worker, at least 1.",
+    )
     commit_interval_ms: float = Field(
         default=1000.0,
         ge=0,

@@ -120,7 +120,9 @@ def replay_dead_letters(
         source,
         sink,
         on_refusal=refused,
-        commit_interval_s=settings.commit_interval_ms / 1000.0,
+        # Every poll's progress, at once: polls are already spaced by waiting for their
+        # acknowledgements, and a killed run then re-sends at most two polls.
+        commit_interval_s=0.0,
         timeout_s=settings.shutdown_timeout_s,
     )
     source.start()

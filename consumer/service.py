@@ -6,7 +6,7 @@ worker (`classify/device.py`), and turns completed batches into enriched events 
 letters, in consume order per partition. The device worker only runs batches. Every
 consumed offset ends as exactly one enriched or dead-letter record; delivery
 (`delivery.py`) owns the commit sequence. What the service holds is created in the order
-producer -> device worker -> consumer and closed in reverse on every path; the process-wide
+producer -> device worker -> tokenizer pool -> consumer and closed in reverse on every path; the process-wide
 GIL switch interval it sets is restored when `run` returns.
 """
 
@@ -37,11 +37,12 @@ from prodcat.consumer.engine.release import Completions, OutputStage
 from prodcat.consumer.engine.reorder import ReorderBuffer
 from prodcat.consumer.engine.reporting import Reporter, RunSummary
 from prodcat.consumer.engine.scheduler import Scheduler
-from prodcat.consumer.engine.tokenize import TokenizerStage
+from prodcat.consumer.engine.tokenize import InlineTokenizer, PooledTokenizer, TokenizerStage
 from prodcat.consumer.health import Readiness
 from prodcat.consumer.metrics import Metrics
 from prodcat.consumer.sink import KafkaSink
 from prodcat.consumer.source import KafkaSource
+from prodcat.consumer.tokenize_pool import default_tokenizer_threads
 from prodcat.errors import ConfigError
 
 __all__ = ["CategorizerService", "RunSummary", "kafka_client_config", "transactional_id"]
@@ -68,10 +69,8 @@ class CategorizerService:
         member_index: int = 0,
         clock: Callable[[], float] = time.monotonic,
         worker: BatchWorker[Encoded] | None = None,
-        tokenizer: TokenizerStage | None = None,
     ) -> None:
-        """`worker` runs the batches (default: a `DeviceWorker` thread, started by `run`);
-        `tokenizer` encodes titles (default: the model's own call on the Kafka thread)."""
+        """`worker` runs the batches (default: a `DeviceWorker` thread, started by `run`)."""
         self._settings = settings
         self._models = models
         model = models.current
@@ -83,7 +82,6 @@ class CategorizerService:
         self._member_index = member_index
         self._clock = clock
         self._worker = worker
-        self._tokenizer = tokenizer or TokenizerStage()
         self.metrics = metrics or Metrics()
         self.metrics.set_model(name=model.model_name, version=model.version)
         self.readiness = readiness or Readiness()
@@ -144,6 +142,13 @@ class CategorizerService:
         stack.callback(lambda: sink.close(discard=failing))
         worker: BatchWorker[Encoded] = self._worker or DeviceWorker(top_k=settings.top_k)
         stack.callback(worker.close, settings.shutdown_timeout_s)
+        threads = (
+            default_tokenizer_threads() if settings.tokenizer_threads is None else settings.tokenizer_threads
+        )
+        tokenizer: TokenizerStage = (
+            PooledTokenizer(threads, self._models.current) if threads > 0 else InlineTokenizer()
+        )
+        stack.callback(tokenizer.close, settings.shutdown_timeout_s)
         handler: list[RebalanceHandler] = []
         source = KafkaSource(
             group_consumer_config(
@@ -186,10 +191,11 @@ class CategorizerService:
             intake=Intake(
                 delivery=delivery,
                 dead_letters=dead_letters,
-                tokenizer=self._tokenizer,
+                tokenizer=tokenizer,
                 breaker=breaker,
                 reorder=reorder,
                 grouper=grouper,
+                models=self._models,
                 limit=sink.message_max_bytes,
                 clock=time.monotonic,
             ),

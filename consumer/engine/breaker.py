@@ -19,13 +19,12 @@ class FailureBreaker:
     def succeeded(self) -> None:
         self._in_a_row = 0
 
-    def failed(self, count: int, *, others_succeeded: bool, last_error: BaseException, what: str) -> None:
+    def failed(self, count: int, *, others_succeeded: bool, last_error: str, what: str) -> None:
         """Counts titles that failed alone; raises before they would be dead-lettered when
         none of their batch succeeded and the count reached the limit."""
         self._in_a_row += count
         if not others_succeeded and self._in_a_row >= self._limit:
             raise InferenceUnavailable(
                 f"{self._in_a_row} titles in a row failed {what} on their own, none succeeded; "
-                f"the model or its device is broken (last error: {type(last_error).__name__}: "
-                f"{str(last_error)[:200]})"
+                f"the model or its device is broken (last error: {last_error[:200]})"
             )

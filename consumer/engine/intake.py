@@ -1,27 +1,28 @@
 """Intake: a poll's messages become tracked, validated, tokenized records in the grouper.
 
-Each record's offset is tracked at once (in consume order), its value validated from the
-bytes; a rejected record is dead-lettered, a valid one tokenized for the current model,
-given its slot in the partition's queue and added to the length grouper. A model swap
-re-tokenizes what the grouper still holds.
+Each record's offset is tracked at once (in consume order) and its value validated from
+the bytes; a rejected record is dead-lettered, a valid one gets its slot in the
+partition's queue and goes to the tokenizer stage. Tokenized records join the length
+grouper; ids made for a model that has been swapped out since are made again for the
+current one, and so is what the grouper still holds when the model is swapped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from confluent_kafka import Message
 
 from prodcat.consumer.batcher import LengthGrouper
+from prodcat.consumer.classify.provider import ModelSource
 from prodcat.consumer.delivery import Delivery
 from prodcat.consumer.engine.breaker import FailureBreaker
 from prodcat.consumer.engine.dead_letters import DeadLetterRouter, Ref
 from prodcat.consumer.engine.records import SETTLED, Accepted, Encoded, Slot, Valid
 from prodcat.consumer.engine.reorder import ReorderBuffer
-from prodcat.consumer.engine.tokenize import TokenizerStage
+from prodcat.consumer.engine.tokenize import Tokenization, TokenizerStage
 from prodcat.consumer.offsets import TopicPartitionKey
 from prodcat.consumer.parse import Rejection, parse_event
-from prodcat.model.runtime import ServingModel
 from prodcat.schemas.events import ErrorKind
 
 
@@ -35,6 +36,7 @@ class Intake:
         breaker: FailureBreaker,
         reorder: ReorderBuffer,
         grouper: LengthGrouper[Encoded],
+        models: ModelSource,
         limit: int,
         clock: Callable[[], float],
     ) -> None:
@@ -44,10 +46,16 @@ class Intake:
         self._breaker = breaker
         self._reorder = reorder
         self._grouper = grouper
+        self._models = models
         self._limit = limit
         self._clock = clock
 
-    def admit(self, messages: list[Message], model: ServingModel) -> None:
+    @property
+    def tokenizing(self) -> int:
+        """Records handed to the tokenizer stage and not yet in the grouper."""
+        return self._tokenizer.outstanding
+
+    def admit(self, messages: list[Message]) -> None:
         now = self._clock()
         track, limit = self._delivery.track, self._limit
         valid: list[Valid] = []
@@ -72,29 +80,36 @@ class Intake:
                 continue
             extra = parsed.model_extra
             valid.append(Valid(record, parsed.title, extra is not None and "classification" in extra))
-        self._group([self._reorder.reserve(v) for v in valid], model)
+        self._tokenizer.submit(self._models.current, [self._reorder.reserve(v) for v in valid])
 
-    def reencode(self, model: ServingModel) -> None:
-        """Between batches: what the device has not been handed yet is re-tokenized for `model`."""
-        self._group([encoded.slot for encoded in self._grouper.take_all()], model)
+    def collect(self, timeout_s: float) -> None:
+        """Moves what the tokenizer stage finished into the grouper, waiting up to `timeout_s`."""
+        for done in self._tokenizer.ready(timeout_s):
+            self._group(done)
 
-    def _group(self, slots: Sequence[Slot], model: ServingModel) -> None:
-        encoded = self._tokenizer.encode(model, [slot.valid.title for slot in slots])
-        failures = [ids for ids in encoded if isinstance(ids, Exception)]
-        if failures:
+    def reencode(self) -> None:
+        """Between batches: what the device has not been handed yet is re-tokenized for the current model."""
+        self._tokenizer.submit(self._models.current, [encoded.slot for encoded in self._grouper.take_all()])
+
+    def _group(self, done: Tokenization) -> None:
+        current = self._models.current
+        if done.model is not current:
+            # Tokenized for a model swapped out meanwhile: a batch runs on the model its ids are for.
+            self._tokenizer.submit(current, done.slots)
+            return
+        rejections = done.rejections
+        if rejections:
             self._breaker.failed(
-                len(failures),
-                others_succeeded=len(failures) < len(slots),
-                last_error=failures[-1],
+                len(rejections),
+                others_succeeded=len(rejections) < len(done.slots),
+                last_error=next(reversed(rejections.values())),
                 what="to tokenize",
             )
-        settled: list[Slot] = []
         add = self._grouper.add
-        for slot, ids in zip(slots, encoded, strict=True):
-            if isinstance(ids, Exception):
-                self._dead_letters.send(
-                    slot.valid.record, ErrorKind.UNENCODABLE, f"{type(ids).__name__}: {ids}"
-                )
+        settled: list[Slot] = []
+        for position, (slot, ids) in enumerate(zip(done.slots, done.ids, strict=True)):
+            if ids is None:
+                self._dead_letters.send(slot.valid.record, ErrorKind.UNENCODABLE, rejections[position])
                 settled.append(slot)
                 continue
             add(Encoded(slot, ids), len(ids))

@@ -42,7 +42,7 @@ class Completions:
             self._breaker.failed(
                 len(failures),
                 others_succeeded=succeeded > 0,
-                last_error=next(reversed(failures.values())),
+                last_error=_described(next(reversed(failures.values()))),
                 what="on the device",
             )
         self._metrics.observe_batch(
@@ -77,7 +77,7 @@ class OutputStage:
         for valid, outcome in ready:
             record = valid.record
             if isinstance(outcome, Failed):
-                error = f"{type(outcome.error).__name__}: {outcome.error}"
+                error = _described(outcome.error)
                 log.warning("title_failed", topic=record.topic, offset=record.offset, error=error[:200])
                 self._dead_letters.send(record, ErrorKind.INFERENCE_FAILED, error)
             elif isinstance(outcome, Classified):
@@ -112,3 +112,7 @@ class OutputStage:
             self._dead_letters.output_refused(
                 record, code, f"the enriched event ({len(value)} bytes) was refused"
             )
+
+
+def _described(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"

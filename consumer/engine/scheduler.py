@@ -62,13 +62,14 @@ class Scheduler:
         self._max_pending = UNACKNOWLEDGED_WINDOWS * window_size
 
     def round(self) -> None:
-        worker, grouper = self._worker, self._grouper
+        worker, grouper, intake = self._worker, self._grouper, self._intake
+        intake.collect(0.0)
         # With no room the only thing to wait for is the device; otherwise wait in poll.
         self._collect(IDLE_POLL_S if grouper.room() == 0 else 0.0)
         self._dispatch()
-        room = min(grouper.room(), self._max_pending - self._delivery.pending())
+        room = min(grouper.room() - intake.tokenizing, self._max_pending - self._delivery.pending())
         if room > 0:
-            if worker.outstanding:
+            if worker.outstanding or intake.tokenizing:
                 timeout = BUSY_POLL_S
             else:
                 due = grouper.seconds_until_due()
@@ -76,16 +77,16 @@ class Scheduler:
             messages = self._source.poll(min(room, self._poll_records), timeout)
             if messages:
                 self._on_records(len(messages))
-                self._intake.admit(messages, self._models.current)
+                intake.admit(messages)
+                intake.collect(0.0)
                 self._dispatch()
         else:
             # No room to poll: wait a moment for acknowledgements (which free room), not in a spin.
             self._delivery.poll(BUSY_POLL_S)
         self._delivery.service()
-        fresh = self._models.poll()
-        if fresh is not None:
+        if self._models.poll() is not None:
             self._on_model()
-            self._intake.reencode(fresh)
+            intake.reencode()
 
     def drain(self, timeout_s: float) -> None:
         """Runs and releases everything held, within `timeout_s`: before revoke and at close.
@@ -94,10 +95,14 @@ class Scheduler:
         uncommitted.
         """
         deadline = time.monotonic() + timeout_s
-        worker = self._worker
-        batches = self._grouper.flush()
-        while batches or worker.outstanding:
+        worker, intake = self._worker, self._intake
+        batches: list[Batch[Encoded]] = []
+        while True:
             left = deadline - time.monotonic()
+            intake.collect(min(IDLE_POLL_S, max(0.0, left)) if intake.tokenizing else 0.0)
+            batches += self._grouper.flush()
+            if not (batches or worker.outstanding or intake.tokenizing):
+                return
             if left <= 0:
                 raise DeviceFailure(
                     f"the device did not finish its batches within {timeout_s:g}s; it is hung"
