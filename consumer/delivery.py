@@ -17,7 +17,7 @@ Exactly-once (opt-in): a transactional producer; outputs and the offsets they ac
 are committed in one transaction every `commit_interval_s`, and readers that use
 `isolation.level=read_committed` see each output once. A record the broker refuses inside
 a transaction dooms it: the transaction is aborted, its other outputs are sent again in
-the next one (kept here until their transaction commits), and the refused record's
+the next one (`transactions.py` keeps them until their transaction commits), and the refused record's
 dead letter goes with them. A member fenced by a newer incarnation of itself, or by a
 rebalance it slept through, cannot commit: its transaction fails, it aborts and stops, and
 its successor redoes the work.
@@ -32,7 +32,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 import structlog
@@ -40,7 +39,10 @@ from confluent_kafka import KafkaError, Message
 
 from prodcat.consumer.offsets import OffsetTracker, PartitionOffsets, TopicPartitionKey
 from prodcat.consumer.sink import RECORD_LEVEL_ERRORS, DeliveryCallback, Headers
+from prodcat.consumer.transactions import OpenTransaction, Output, Refusal
 from prodcat.errors import DeliveryError
+
+__all__ = ["CommitSource", "Delivery", "RecordSink", "Refusal"]
 
 log = structlog.get_logger(__name__)
 
@@ -78,27 +80,6 @@ class RecordSink(Protocol):
     def abort_transaction(self, timeout_s: float) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal(Generic[R]):
-    """A record the broker refused on its own account; `ref` is the caller's handle on its input."""
-
-    ref: R
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Sent(Generic[R]):
-    """One output of the open transaction, kept to be sent again if the transaction is aborted."""
-
-    kind: str
-    ref: R
-    topic: str
-    value: bytes
-    key: bytes | None
-    headers: Headers | None
-
-
 class Delivery(Generic[R]):
     def __init__(
         self,
@@ -127,13 +108,7 @@ class Delivery(Generic[R]):
         self._failure: DeliveryError | None = None
         self._refused: list[Refusal[R]] = []
         self._in_transaction = False
-        # Exactly-once: the open transaction's outputs, which of them the broker refused, and
-        # what it acknowledged (counted once the transaction commits). Callbacks of an aborted
-        # transaction carry an older generation and are ignored.
-        self._generation = 0
-        self._journal: list[_Sent[R]] = []
-        self._doomed: dict[int, Refusal[R]] = {}
-        self._tentative: Counter[str] = Counter()
+        self._transaction: OpenTransaction[R] = OpenTransaction(self._fail)
         self._last_commit = clock()
         self.acknowledged: Counter[str] = Counter()
         """Outputs the broker acknowledged (exactly-once: and committed), by the kind the caller gave them."""
@@ -168,9 +143,9 @@ class Delivery(Generic[R]):
         """
         if self._exactly_once:
             self._begin()
-            code = self._sink.produce(topic, value, key, headers, self._in_transaction_callback(kind, ref))
+            code = self._sink.produce(topic, value, key, headers, self._transaction.callback(kind, ref))
             if code is None:
-                self._journal.append(_Sent(kind, ref, topic, value, key, headers))
+                self._transaction.add(Output(kind, ref, topic, value, key, headers))
                 # Inside a transaction the offset and the record commit together, or neither does.
                 state.mark_done(offset)
             return code
@@ -183,21 +158,6 @@ class Delivery(Generic[R]):
                 self.acknowledged[kind] += 1
             elif error.code() in RECORD_LEVEL_ERRORS:
                 self._refused.append(Refusal(ref, error.code(), error.str()))
-            else:
-                self._fail(message, error)
-
-        return delivered
-
-    def _in_transaction_callback(self, kind: str, ref: R) -> DeliveryCallback:
-        generation, index = self._generation, len(self._journal)
-
-        def delivered(error: KafkaError | None, message: Message) -> None:
-            if generation != self._generation:
-                return
-            if error is None:
-                self._tentative[kind] += 1
-            elif error.code() in RECORD_LEVEL_ERRORS:
-                self._doomed[index] = Refusal(ref, error.code(), error.str())
             else:
                 self._fail(message, error)
 
@@ -294,9 +254,7 @@ class Delivery(Generic[R]):
                 self.abandon()
                 raise
             self._in_transaction = False
-            self._journal = []
-            self.acknowledged.update(self._tentative)
-            self._tentative.clear()
+            self.acknowledged.update(self._transaction.committed())
         else:
             offsets = self._offsets.to_commit(partitions, again=not asynchronous)
             if not offsets or not self._source.commit(offsets, asynchronous=asynchronous):
@@ -308,27 +266,31 @@ class Delivery(Generic[R]):
     def _retry_doomed_transaction(self) -> None:
         """While the broker refused records of the open transaction: abort it, send its other
         outputs again in a new one with the refused records' replacements, flush."""
-        while self._doomed:
-            doomed, journal = self._doomed, self._journal
-            log.warning("transaction_aborted_for_refused_records", refused=len(doomed), outputs=len(journal))
-            self._abort()
+        transaction = self._transaction
+        while transaction.refused:
+            log.warning(
+                "transaction_aborted_for_refused_records",
+                refused=len(transaction.refused),
+                outputs=len(transaction.outputs),
+            )
+            outputs, refused = self._abort()
             self._begin()
-            for index, sent in enumerate(journal):
-                if index in doomed:
+            for index, output in enumerate(outputs):
+                if index in refused:
                     continue
                 code = self._sink.produce(
-                    sent.topic,
-                    sent.value,
-                    sent.key,
-                    sent.headers,
-                    self._in_transaction_callback(sent.kind, sent.ref),
+                    output.topic,
+                    output.value,
+                    output.key,
+                    output.headers,
+                    transaction.callback(output.kind, output.ref),
                 )
                 if code is not None:
                     raise DeliveryError(
-                        f"an output accepted before was refused on resend: code {code}", code=code
+                        f"an output accepted before was refused when sent again (code {code})", code=code
                     )
-                self._journal.append(sent)
-            for refusal in doomed.values():
+                transaction.add(output)
+            for refusal in refused.values():
                 self._on_refusal(refusal)
             self._sink.flush(self._timeout_s)
             self._raise_failure()
@@ -338,12 +300,11 @@ class Delivery(Generic[R]):
             self._sink.begin_transaction()
             self._in_transaction = True
 
-    def _abort(self) -> None:
-        self._generation += 1
-        self._journal, self._doomed = [], {}
-        self._tentative.clear()
+    def _abort(self) -> tuple[list[Output[R]], dict[int, Refusal[R]]]:
+        """Aborts the open transaction; returns its outputs and refusals."""
         self._in_transaction = False
         self._sink.abort_transaction(self._timeout_s)
+        return self._transaction.aborted()
 
     def _raise_failure(self) -> None:
         if self._failure is not None:

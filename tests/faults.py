@@ -138,6 +138,8 @@ class StandInModel:
         self, *, device_error: bool = False, healthy: bool = True, hang: threading.Event | None = None
     ):
         self.passes: list[int] = []
+        self.encoded_on: set[str] = set()
+        """Names of the threads that called `encode`."""
         self._device_error = device_error
         self._healthy = healthy
         self._hang = hang
@@ -163,6 +165,7 @@ class StandInModel:
         return "stand-in"
 
     def encode(self, titles: Sequence[str]) -> list[list[int]]:
+        self.encoded_on.add(threading.current_thread().name)
         return [[1] for _ in titles]
 
     def infer(self, rows: Sequence[Sequence[int]], *, top_k: int, embeddings: bool = False) -> Inference:

@@ -18,10 +18,8 @@ import pytest
 
 from prodcat.consumer.classify.device import DeviceFailure
 from prodcat.consumer.classify.provider import FixedModel
-from prodcat.consumer.client_config import kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
 from prodcat.consumer.service import CategorizerService, RunSummary
-from prodcat.consumer.source import read_topic
 from prodcat.produce import produce_values
 from prodcat.scratch import scratch_settings
 from prodcat.testing import running_categorizer
@@ -119,14 +117,12 @@ def test_an_idle_device_takes_a_lone_title_without_waiting_for_its_window(
 
     thread, results = run_in_thread(service, until_records=1)
     thread.join(WAIT_S)
+    finished_alone = not thread.is_alive()
+    service.stop()
+    thread.join(WAIT_S)
 
-    if thread.is_alive():
-        service.stop()
-        thread.join(90)
+    assert finished_alone, "the title waited for its window with the device idle"
     assert isinstance(results[0], RunSummary) and results[0].enriched == 1
-    (record,) = read_topic(kafka_client_config(settings), settings.output_topic, expected=1)
-    queued_ms = orjson.loads(record.value or b"")["classification"]["timings"]["queued_ms"]
-    assert queued_ms < settings.max_wait_ms
 
 
 def test_a_hung_device_does_not_hold_the_stop_past_its_deadline_and_nothing_is_committed(
