@@ -149,6 +149,8 @@ class CategorizerService:
             PooledTokenizer(threads, self._models.current) if threads > 0 else InlineTokenizer()
         )
         stack.callback(tokenizer.close, settings.shutdown_timeout_s)
+        # The consumer's callbacks and delivery's refusal handler reach stages built on top of
+        # them; each is bound once that stage exists, before the consumer starts.
         handler: list[RebalanceHandler] = []
         source = KafkaSource(
             group_consumer_config(

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from prodcat.model.runtime import Inference, ServingModel, TorchModel
+from prodcat.model.runtime import Inference, ServingModel
 
 # Rides at the front of a poisoned title's ids; a real tokenizer never gives a negative id.
 POISON_ID = -1
@@ -15,17 +15,48 @@ POISON_ID = -1
 HANG_LIMIT_S = 60.0
 
 
-class PoisonSensitiveModel:
+class WrappedModel:
+    """A real model with every `ServingModel` member passed through by name (no `__getattr__`,
+    so the type checker holds each fault model to the protocol); subclasses override what they fault."""
+
+    def __init__(self, real: ServingModel) -> None:
+        self._real = real
+
+    @property
+    def model_name(self) -> str:
+        return self._real.model_name
+
+    @property
+    def version(self) -> str:
+        return self._real.version
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._real.labels
+
+    @property
+    def max_length(self) -> int:
+        return self._real.max_length
+
+    @property
+    def device(self) -> str:
+        return self._real.device
+
+    def encode(self, titles: Sequence[str]) -> list[list[int]]:
+        return self._real.encode(titles)
+
+    def infer(self, rows: Sequence[Sequence[int]], *, top_k: int, embeddings: bool = False) -> Inference:
+        return self._real.infer(rows, top_k=top_k, embeddings=embeddings)
+
+    def health(self) -> None:
+        self._real.health()
+
+
+class PoisonSensitiveModel(WrappedModel):
     """The real model, except that any batch holding a poison title fails as a whole,
     as a batch does when one input breaks the forward pass."""
 
     POISON = "\u2620"
-
-    def __init__(self, real: TorchModel) -> None:
-        self._real = real
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._real, name)
 
     def encode(self, titles: Sequence[str]) -> list[list[int]]:
         ids = self._real.encode(titles)
@@ -37,64 +68,46 @@ class PoisonSensitiveModel:
         return self._real.infer(rows, top_k=top_k, embeddings=embeddings)
 
 
-class BrokenDeviceModel:
+class BrokenDeviceModel(WrappedModel):
     """The real model on a device that fails every forward pass with a CUDA error; counts the passes."""
 
-    def __init__(self, real: TorchModel) -> None:
-        self._real = real
+    def __init__(self, real: ServingModel) -> None:
+        super().__init__(real)
         self.passes = 0
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._real, name)
 
     def infer(self, rows: Sequence[Sequence[int]], *, top_k: int, embeddings: bool = False) -> Inference:
         self.passes += 1
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
 
-class FailingModel:
+class FailingModel(WrappedModel):
     """The real model, except that every forward pass fails on a healthy device (a broken checkpoint)."""
-
-    def __init__(self, real: TorchModel) -> None:
-        self._real = real
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._real, name)
 
     def infer(self, rows: Sequence[Sequence[int]], *, top_k: int, embeddings: bool = False) -> Inference:
         raise RuntimeError("forward pass failed")
 
 
-class UnencodableModel:
+class UnencodableModel(WrappedModel):
     """The real model with a tokenizer that rejects every title."""
-
-    def __init__(self, real: TorchModel) -> None:
-        self._real = real
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._real, name)
 
     def encode(self, titles: Sequence[str]) -> list[list[int]]:
         raise ValueError("the tokenizer rejects this title")
 
 
-class RecordingModel:
+class RecordingModel(WrappedModel):
     """The real (or faulty) model, noting each forward pass it runs and the ids of each title
     it tokenized, optionally taking `delay_s` longer per pass, like a busy device."""
 
     def __init__(
         self, real: ServingModel, runs: list[Run], *, version: str | None = None, delay_s: float = 0.0
     ) -> None:
-        self._real = real
+        super().__init__(real)
         self._runs = runs
         self._version = version or real.version
         self._delay_s = delay_s
         self.titles: dict[tuple[int, ...], str] = {}
         """Each title this model tokenized, by its ids."""
         self.on_device = threading.Event()
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._real, name)
 
     @property
     def version(self) -> str:

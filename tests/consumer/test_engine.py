@@ -9,6 +9,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -65,7 +66,7 @@ def instructed(corpus: Path, tiny_base: Path, tmp_path_factory: pytest.TempPathF
     return model
 
 
-def settings_for(bootstrap: str, registry: Path, **overrides: object) -> ConsumerSettings:
+def settings_for(bootstrap: str, registry: Path, **overrides: Any) -> ConsumerSettings:
     return scratch_settings(bootstrap, "engine", registry=registry, device="cpu", **overrides)
 
 
