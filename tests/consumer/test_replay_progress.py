@@ -62,7 +62,7 @@ def ended_by(settings: ConsumerSettings, count: int) -> tuple[str, Counter[bytes
         replay_dead_letters(settings, INFERENCE_FAILED, idle_s=2.0)
     (finished,) = [entry for entry in logs if entry["event"] == "replay_finished"]
     sent = read_topic(kafka_client_config(settings), settings.input_topic, expected=count, settle_s=1.0)
-    return finished["ended_by"], Counter(r.value for r in sent)
+    return finished["ended_by"], Counter(r.value or b"" for r in sent)
 
 
 def test_replay_ends_at_the_end_offsets_captured_at_start_when_they_are_right(
