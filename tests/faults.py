@@ -148,7 +148,12 @@ class StandInModel:
     """
 
     def __init__(
-        self, *, device_error: bool = False, healthy: bool = True, hang: threading.Event | None = None
+        self,
+        *,
+        device_error: bool = False,
+        healthy: bool = True,
+        hang: threading.Event | None = None,
+        version: str = "1",
     ):
         self.passes: list[int] = []
         self.encoded_on: set[str] = set()
@@ -156,6 +161,7 @@ class StandInModel:
         self._device_error = device_error
         self._healthy = healthy
         self._hang = hang
+        self._version = version
 
     @property
     def model_name(self) -> str:
@@ -163,7 +169,7 @@ class StandInModel:
 
     @property
     def version(self) -> str:
-        return "1"
+        return self._version
 
     @property
     def labels(self) -> tuple[str, ...]:
