@@ -34,7 +34,6 @@ class Latency:
     rate: float
     p50_ms: float
     p99_ms: float
-    events: int
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -104,7 +103,7 @@ def paced(
         raise failure[0]
     if len(arrivals) < len(titles):
         raise DeliveryError(f"only {len(arrivals)} of {len(titles)} enriched events arrived")
-    return Latency(rate, percentile(arrivals, 0.5) * 1000, percentile(arrivals, 0.99) * 1000, len(arrivals))
+    return Latency(rate, percentile(arrivals, 0.5) * 1000, percentile(arrivals, 0.99) * 1000)
 
 
 def forward_pass_ms(model: ServingModel, title: str) -> float:
