@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
 
 from prodcat.consumer.config import ConsumerSettings
-from prodcat.errors import ConfigError
+from prodcat.errors import BrokerError, ConfigError
 
 log = structlog.get_logger(__name__)
 
@@ -179,6 +180,27 @@ def validate_client_config(config: Mapping[str, object]) -> None:
         if key != "group.id" and _rejection(_alone(properties, key)) is not None:
             raise ConfigError(f"Kafka property {key}={value}: {problem}")
     raise ConfigError(f"Kafka properties rejected: {problem}")
+
+
+def require_broker(config: Mapping[str, object], timeout_s: float) -> None:
+    """Returns once a broker answers a metadata request; raises BrokerError naming the bootstrap
+    servers when none does within `timeout_s`.
+
+    Without it a command given a wrong address waits on librdkafka's own timeouts (five
+    minutes for a produced record). The probe's log lines are dropped: the error says it all.
+    """
+    properties = {**{k: v for k, v in config.items() if k not in _CALLBACK_KEYS}, "logger": _DISCARD}
+    # confluent-kafka's stubs allow only scalar values; `logger` is an object by design.
+    admin = AdminClient(properties)  # type: ignore[arg-type]
+    try:
+        admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        error = exc.args[0]
+        reason = error.str() if isinstance(error, KafkaError) else str(error)
+        raise BrokerError(
+            f"no Kafka broker answered at {config.get('bootstrap.servers')} within {timeout_s:g}s "
+            f"(--timeout): {reason}"
+        ) from None
 
 
 def _alone(properties: Mapping[str, object], key: str) -> dict[str, object]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AliasChoices, Field, model_validator
+from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from prodcat.consumer.batcher import BatchLimits
@@ -24,6 +25,10 @@ def _legal_topic(name: str) -> str:
 
 
 TopicName = Annotated[str, AfterValidator(_legal_topic)]
+# A URI is not a path (Path("s3://b") is "s3:/b"), so the registry is text; callers may pass a Path.
+RegistryLocation = Annotated[
+    str, BeforeValidator(lambda v: os.fspath(v) if isinstance(v, os.PathLike) else v)
+]
 
 # librdkafka's allowed range for session.timeout.ms and heartbeat.interval.ms; brokers by
 # default accept sessions of 6 s to 5 min (group.min/max.session.timeout.ms).
@@ -49,9 +54,15 @@ class ConsumerSettings(BaseSettings):
         default="products.dead-letter", description="Topic for events that cannot be processed."
     )
     group_id: str = Field(default="prodcat-categorizer", min_length=1, description="Kafka consumer group.")
-    registry: Path = Field(
-        default=Path("registry"),
-        description="Model registry root, a model folder, or a checkpoint.",
+    registry: RegistryLocation = Field(
+        default="registry",
+        description="Model registry: a local registry root, model folder or checkpoint, or "
+        "s3://bucket/prefix, gs://bucket/prefix, az://container/prefix, hf://org/repo[@revision].",
+    )
+    cache_dir: Path | None = Field(
+        default=None,
+        description="Where checkpoints of an object-store registry are downloaded (the serving "
+        "and the previous version); default ~/.cache/prodcat/registry/<hash of the registry>.",
     )
     model_name: str | None = Field(
         default=None, description="Model in the registry; needed when it holds several."
@@ -74,6 +85,24 @@ class ConsumerSettings(BaseSettings):
         "device takes what is waiting at once.",
     )
     top_k: int = Field(default=3, ge=1, le=1000, description="Scores kept per enriched event.")
+    review_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Flag events whose top-1 confidence is below this for review (with --review-topic).",
+    )
+    review_margin: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Flag events whose top-1 confidence leads the second's by less than this for review "
+        "(with --review-topic; needs --top-k 2 or more).",
+    )
+    # Plain str, checked below: the flag builder takes a bare type, not an Annotated one in a union.
+    review_topic: str | None = Field(
+        default=None,
+        description="Topic that events flagged for review are also written to (off when unset).",
+    )
     window_size: int = Field(
         default=1024,
         ge=1,
@@ -134,6 +163,13 @@ class ConsumerSettings(BaseSettings):
     shutdown_timeout_s: float = Field(
         default=30.0, gt=0, le=3600, description="Longest wait for acknowledgements when draining."
     )
+    timeout: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="Longest wait at start for a Kafka broker to answer before exiting with one "
+        "line naming the bootstrap servers (0: wait as long as it takes).",
+    )
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (off when unset)."
     )
@@ -180,6 +216,24 @@ class ConsumerSettings(BaseSettings):
         topics = {self.input_topic, self.output_topic, self.dead_letter_topic}
         if len(topics) != 3:
             raise ValueError("input, output and dead-letter topics must all differ")
+        return self
+
+    @field_validator("review_topic")
+    @classmethod
+    def _legal_review_topic(cls, name: str | None) -> str | None:
+        return None if name is None else _legal_topic(name)
+
+    @model_validator(mode="after")
+    def _review_routing(self) -> ConsumerSettings:
+        flagging = self.review_threshold is not None or self.review_margin is not None
+        if flagging and self.review_topic is None:
+            raise ValueError("--review-threshold and --review-margin need a --review-topic")
+        if self.review_topic is not None and not flagging:
+            raise ValueError("--review-topic needs --review-threshold or --review-margin")
+        if self.review_margin is not None and self.top_k < 2:
+            raise ValueError("--review-margin compares the two best labels: it needs --top-k 2 or more")
+        if self.review_topic in (self.input_topic, self.output_topic, self.dead_letter_topic):
+            raise ValueError("the review topic must differ from the input, output and dead-letter topics")
         return self
 
     @model_validator(mode="after")

@@ -30,6 +30,8 @@ class Readiness:
     """Joined, but the group has more members than partitions: none is ours, and that is fine."""
     waiting_for: str | None = None
     """What start-up waits on, e.g. "input topic products.raw"."""
+    model_note: str | None = None
+    """Where the model stands apart from loaded, e.g. served from the cache, registry unreachable."""
 
     def ready(self) -> tuple[bool, str]:
         """Whether to route work here, and why not (every unmet condition) or what it serves."""
@@ -44,9 +46,10 @@ class Readiness:
             unmet.append("no partitions assigned yet")
         if unmet:
             return False, "; ".join(unmet)
+        note = f"; {self.model_note}" if self.model_note else ""
         if self.assigned_partitions == 0:
-            return True, "ready: joined, the group has no partition left for this member"
-        return True, f"ready: {self.assigned_partitions} partitions assigned"
+            return True, f"ready: joined, the group has no partition left for this member{note}"
+        return True, f"ready: {self.assigned_partitions} partitions assigned{note}"
 
 
 class HealthServer:

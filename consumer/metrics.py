@@ -24,6 +24,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.samples import Sample
 
 from prodcat.consumer.offsets import TopicPartitionKey
+from prodcat.schemas.shadow import ShadowSummary
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 INFERENCE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -43,6 +44,7 @@ class Metrics:
         self._clock = clock
         self._loop_seen_at: float | None = None
         self._lag_partitions: set[TopicPartitionKey] = set()
+        self._shadow_candidate: str | None = None
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         on = self.registry
@@ -58,7 +60,38 @@ class Metrics:
             ["kind"],
             registry=on,
         )
+        self._flagged = Counter(
+            "prodcat_events_flagged_for_review_total",
+            "Enriched events flagged for review (and written to the review topic), by label and reason.",
+            ["label", "reason"],
+            registry=on,
+        )
         self._batches = Counter("prodcat_batches_total", "Batches classified.", registry=on)
+        self._shadow = Gauge(
+            "prodcat_shadow_events",
+            "Since the shadow judge started on this candidate: events compared, agreed (same top-1 "
+            "label), judged against an arrived label, awaiting one, evicted from the window.",
+            ["candidate", "count"],
+            registry=on,
+        )
+        self._shadow_correct = Gauge(
+            "prodcat_shadow_correct",
+            "Judged events each model labelled as the labels topic later did.",
+            ["candidate", "model"],
+            registry=on,
+        )
+        self._shadow_shift = Gauge(
+            "prodcat_shadow_confidence_shift_sum",
+            "Sum of the candidate's top-1 confidence minus the serving model's over compared events.",
+            ["candidate"],
+            registry=on,
+        )
+        self._shadow_flips = Gauge(
+            "prodcat_shadow_flips",
+            "Compared events the serving model gave one label and the candidate another.",
+            ["candidate", "serving_label", "candidate_label"],
+            registry=on,
+        )
         self._commits = Counter(
             "prodcat_offset_commits_total", "Offset commits that carried offsets.", registry=on
         )
@@ -68,6 +101,12 @@ class Metrics:
         for result in RELOAD_RESULTS:
             # Present at zero from the start, so rate() over them has a beginning.
             self._reloads.labels(result=result)
+        self._reload_states = Counter(
+            "prodcat_model_reload_transitions_total",
+            "Transitions of the reload state machine, by the state entered.",
+            ["state"],
+            registry=on,
+        )
         self._model = Info("prodcat_model", "The checkpoint now serving.", registry=on)
         self._assigned = Gauge(
             "prodcat_assigned_partitions", "Input partitions assigned to this member.", registry=on
@@ -127,6 +166,34 @@ class Metrics:
     def dead_lettered(self, kind: str, n: int = 1) -> None:
         self._dead_lettered.labels(kind=kind).inc(n)
 
+    def flagged_for_review(self, label: str, reason: str, n: int = 1) -> None:
+        self._flagged.labels(label=label, reason=reason).inc(n)
+
+    def observe_shadow(self, summary: ShadowSummary) -> None:
+        """The shadow judge's totals; a new candidate's replace the previous one's."""
+        candidate = summary.candidate_version
+        if self._shadow_candidate != candidate:
+            for gauge in (self._shadow, self._shadow_correct, self._shadow_shift, self._shadow_flips):
+                gauge.clear()
+            self._shadow_candidate = candidate
+        live = summary.live
+        counts = {
+            "compared": summary.compared,
+            "agreed": summary.agreed,
+            "judged": live.judged,
+            "awaiting": live.awaiting,
+            "evicted": live.evicted,
+        }
+        for name, value in counts.items():
+            self._shadow.labels(candidate=candidate, count=name).set(value)
+        self._shadow_correct.labels(candidate=candidate, model="serving").set(live.serving_correct)
+        self._shadow_correct.labels(candidate=candidate, model="candidate").set(live.candidate_correct)
+        self._shadow_shift.labels(candidate=candidate).set(summary.confidence_shift_sum)
+        for flip in summary.flips:
+            self._shadow_flips.labels(
+                candidate=candidate, serving_label=flip.serving, candidate_label=flip.candidate
+            ).set(flip.count)
+
     def observe_batch(self, *, size: int, real_tokens: int, padded_tokens: int, inference_s: float) -> None:
         self._batches.inc()
         self._batch_size.observe(size)
@@ -143,6 +210,9 @@ class Metrics:
 
     def reload(self, result: str) -> None:
         self._reloads.labels(result=result).inc()
+
+    def reload_state(self, state: str) -> None:
+        self._reload_states.labels(state=state).inc()
 
     def set_model(self, *, name: str, version: str) -> None:
         self._model.info({"name": name, "version": version})
@@ -187,6 +257,15 @@ class Metrics:
         return sum(self.dead_lettered_by_kind.values())
 
     @property
+    def flagged_for_review_by_label(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for sample in _samples(self._flagged):
+            if sample.name.endswith("_total"):
+                label = sample.labels["label"]
+                totals[label] = totals.get(label, 0) + int(sample.value)
+        return totals
+
+    @property
     def batches_total(self) -> int:
         return int(_total(self._batches))
 
@@ -197,6 +276,10 @@ class Metrics:
     @property
     def reloads_by_result(self) -> dict[str, int]:
         return _totals_by(self._reloads, "result")
+
+    @property
+    def reload_transitions(self) -> dict[str, int]:
+        return _totals_by(self._reload_states, "state")
 
     @property
     def inference_seconds_total(self) -> float:

@@ -261,3 +261,110 @@ def read_topic(
         return records
     finally:
         reader.close()
+
+
+def read_to_end(
+    config: Mapping[str, object],
+    topic: str,
+    *,
+    idle_s: float = 5.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[Record]:
+    """Every record of a topic from the beginning to the end offsets it had when asked, without
+    joining a group; in each partition's order.
+
+    Where the broker's end offsets prove wrong (a record at or past one, as the embedded
+    broker gives) or cannot be reached (a compacted tail), it ends once no record has come
+    for `idle_s` instead.
+    """
+    reader = Consumer({**config, "group.id": "prodcat-reader", "enable.auto.commit": False})
+    try:
+        try:
+            metadata = reader.list_topics(topic, timeout=30.0).topics[topic]
+            if metadata.error is not None:
+                raise BrokerError(f"cannot read {topic}: {metadata.error.str()}")
+            watermarks = {
+                p: reader.get_watermark_offsets(TopicPartition(topic, p), timeout=30.0)
+                for p in metadata.partitions
+            }
+        except KafkaException as exc:
+            raise BrokerError(f"cannot read the end offsets of {topic}: {exc.args[0].str()}") from None
+        ends = {p: high for p, (_low, high) in watermarks.items()}
+        # From the low watermark: records before it were deleted (retention, compaction).
+        positions = {p: low for p, (low, _high) in watermarks.items()}
+        reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        trusted = True
+        records: list[Record] = []
+        quiet_since = clock()
+        while clock() - quiet_since < idle_s:
+            if trusted and all(positions[p] >= end for p, end in ends.items()):
+                break
+            messages = reader.consume(num_messages=1000, timeout=0.2)
+            if messages:
+                quiet_since = clock()
+            for message in messages:
+                if KafkaSource._is_error(message):
+                    continue
+                record = record_of(message)
+                if record.offset >= ends.get(record.partition, 0):
+                    trusted = False
+                positions[record.partition] = record.offset + 1
+                records.append(record)
+        return records
+    finally:
+        reader.close()
+
+
+class TopicTail:
+    """The records a topic receives from now on, from each partition it has at start, without
+    joining a group: nothing is committed, and a restarted tail starts at the end again.
+
+    For a side input the engine reads beside its group's topics (the labels topic, whose
+    labels the shadow judge joins to the events it compared). Polled on the Kafka thread.
+    """
+
+    def __init__(self, config: Mapping[str, object], topic: str, *, timeout_s: float = 30.0) -> None:
+        self._config: dict[str, Any] = {**config, "group.id": "prodcat-tail", "enable.auto.commit": False}
+        self._topic = topic
+        self._timeout_s = timeout_s
+        self._consumer: Consumer | None = None
+
+    def start(self) -> None:
+        consumer = Consumer(self._config)
+        try:
+            consumer.assign(self._ends(consumer))
+        except BaseException:
+            consumer.close()
+            raise
+        self._consumer = consumer
+
+    def _ends(self, consumer: Consumer) -> list[TopicPartition]:
+        # Asked for now rather than assigned as OFFSET_END, which the client resolves at its
+        # first fetch: records produced in between would be skipped.
+        topic = self._topic
+        try:
+            metadata = consumer.list_topics(topic, timeout=self._timeout_s).topics[topic]
+            if metadata.error is not None:
+                raise BrokerError(f"cannot follow {topic}: {metadata.error.str()}")
+            return [
+                TopicPartition(
+                    topic,
+                    p,
+                    consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=self._timeout_s)[1],
+                )
+                for p in metadata.partitions
+            ]
+        except KafkaException as exc:
+            raise BrokerError(f"cannot follow {topic}: {exc.args[0].str()}") from None
+
+    def poll(self, max_records: int) -> list[Record]:
+        """What has arrived, up to `max_records`, without waiting."""
+        if self._consumer is None:
+            raise RuntimeError("TopicTail.start() was not called")
+        messages = self._consumer.consume(num_messages=max_records, timeout=0)
+        return [record_of(m) for m in messages if not KafkaSource._is_error(m)]
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None

@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from prodcat.errors import CheckpointError
+from prodcat.errors import CheckpointError, ProdcatError
 from prodcat.schemas.manifest import CheckpointManifest
 
 MANIFEST_FILE = "manifest.json"
@@ -201,10 +201,29 @@ def check_same_labels(serving: CheckpointManifest, candidate: CheckpointManifest
         )
 
 
-def load_failure(directory: Path, what: str, exc: BaseException) -> CheckpointError:
-    """One line for a library's error while reading verified files, which may span many."""
+class LoadInterrupted(ProdcatError):
+    """Loading failed for a reason outside the checkpoint (memory, an I/O error): try again."""
+
+
+def load_failure(directory: Path, what: str, exc: BaseException) -> ProdcatError:
+    """One line for a library's error while reading verified files, which may span many.
+
+    Running out of memory or an I/O error (an OSError with an errno, unlike the ones
+    libraries raise about file contents) says nothing about the checkpoint, so it is a
+    LoadInterrupted, which a reload retries, rather than a CheckpointError, which refuses.
+    """
     detail = " ".join(str(exc).split()) or "no detail given"
-    return CheckpointError(f"checkpoint {directory}: {what} does not load: {type(exc).__name__}: {detail}")
+    message = f"checkpoint {directory}: {what} does not load: {type(exc).__name__}: {detail}"
+    if is_transient(exc):
+        return LoadInterrupted(message)
+    return CheckpointError(message)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Out of memory (host or device) or an operating-system I/O error."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, OSError) and exc.errno is not None
 
 
 def _scan(directory: Path) -> set[str]:

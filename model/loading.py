@@ -7,22 +7,34 @@ the service itself would refuse.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
 
 from prodcat.errors import CheckpointError
-from prodcat.model.checkpoint import GOLDEN_FILE, resolve, verify
+from prodcat.model.checkpoint import GOLDEN_FILE, verify
 from prodcat.model.classifier import ProductClassifier
+from prodcat.model.registry import checkpoint_directory
 from prodcat.model.runtime import TorchModel, pick_device, serving_dtype
 from prodcat.model.tokenizer import load_tokenizer
 
 
 def load_model(
-    location: Path, *, model_name: str | None = None, device: str = "auto", min_agreement: float
+    location: str | os.PathLike[str],
+    *,
+    model_name: str | None = None,
+    device: str = "auto",
+    min_agreement: float,
+    cache: Path | None = None,
 ) -> TorchModel:
-    """A checked, warmed model; CheckpointError (one line) for anything the gate refuses."""
-    checkpoint = verify(resolve(location, model_name))
+    """A checked, warmed model; CheckpointError (one line) for anything the gate refuses.
+
+    `location` is a checkpoint, a model's registry folder or a registry root, local or a
+    URI (`prodcat.model.registry.checkpoint_directory`; a remote CURRENT is downloaded into
+    `cache`).
+    """
+    checkpoint = verify(checkpoint_directory(location, model_name=model_name, cache=cache))
     torch_device = pick_device(device)
     tokenizer = load_tokenizer(checkpoint)
     network = ProductClassifier.load(

@@ -70,3 +70,16 @@ def fraction(value: str) -> float:
     if not 0 <= number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {number}")
     return number
+
+
+def registry_arg(value: str) -> str:
+    """A registry location: a local path, or a URI of a scheme `open_registry` knows."""
+    from prodcat.model.registry import SCHEMES
+
+    scheme, found, rest = value.partition("://")
+    if found and (scheme not in SCHEMES or not rest.strip("/")):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a registry: use a path, s3://bucket/prefix, gs://bucket/prefix, "
+            "az://container/prefix or hf://org/repo[@revision]"
+        )
+    return value

@@ -15,8 +15,10 @@ from prodcat import cli_service, cli_training
 from prodcat.argtypes import OneLineParser
 from prodcat.consumer.logs import LogSettings, configure_logging
 from prodcat.errors import ProdcatError
+from prodcat.flags import load_settings
 
 Handler = Callable[[argparse.Namespace], int]
+Prepare = Callable[[argparse.Namespace], None]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,7 +78,7 @@ def _subcommand_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.Ar
 
 def _log_settings(args: argparse.Namespace) -> LogSettings:
     given = {name: getattr(args, name) for name in LogSettings.model_fields if hasattr(args, name)}
-    return LogSettings(**given)
+    return load_settings(LogSettings, given)
 
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
@@ -104,8 +106,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # long-running commands replace this with a graceful drain.
     signal.signal(signal.SIGTERM, _interrupt)
     handler: Handler = args.handler
+    prepare: Prepare | None = getattr(args, "prepare", None)
     try:
         logs = _log_settings(args)
+        # Settings from the environment are judged before transformers (and torch) is imported,
+        # so a bad one is told at once, not after seconds of imports.
+        if prepare is not None:
+            prepare(args)
         configure_logging(logs.log_level, json=logs.log_json)
         _quiet_libraries(logs.log_level, terminal=sys.stderr.isatty())
         return handler(args)

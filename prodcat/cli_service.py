@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
+from collections.abc import Collection
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prodcat.argtypes import OneLineParser, existing_file, positive_float, positive_int
+from prodcat.cli_env import kafka_bootstrap_from_env
 from prodcat.cli_output import print_json
-from prodcat.consumer.client_config import group_consumer_config, kafka_client_config, validate_client_config
+from prodcat.consumer.client_config import (
+    group_consumer_config,
+    kafka_client_config,
+    require_broker,
+    validate_client_config,
+)
 from prodcat.consumer.config import ConsumerSettings
 from prodcat.errors import ConfigError
-from prodcat.flags import add_settings_flags, settings_overrides
+from prodcat.flags import add_settings_flags, load_settings, settings_overrides
 from prodcat.schemas.events import ErrorKind
 from prodcat.signals import install_stop_signals
 
@@ -21,8 +29,8 @@ if TYPE_CHECKING:
     from prodcat.consumer.service import RunSummary
 
 
-# The settings each command reads; consume reads them all.
-PRODUCE_SETTINGS = ("bootstrap_servers", "input_topic", "kafka")
+# The settings each command reads, from its flags and the environment; consume reads them all.
+PRODUCE_SETTINGS = ("bootstrap_servers", "input_topic", "kafka", "timeout")
 REPLAY_SETTINGS = (
     "bootstrap_servers",
     "dead_letter_topic",
@@ -32,12 +40,19 @@ REPLAY_SETTINGS = (
     "session_timeout_ms",
     "heartbeat_interval_ms",
     "shutdown_timeout_s",
+    "timeout",
 )
+DEMO_TIMEOUT_S = 30.0
 
 
-def _settings(args: argparse.Namespace) -> ConsumerSettings:
+def prepare_settings(args: argparse.Namespace, *, only: Collection[str] | None = None) -> None:
+    """`args.settings`: the command's settings, checked before any model library is imported."""
+    args.settings = _settings(args, only)
+
+
+def _settings(args: argparse.Namespace, only: Collection[str] | None) -> ConsumerSettings:
     """The settings, with librdkafka's verdict on the Kafka properties before any work starts."""
-    settings = ConsumerSettings(**settings_overrides(args, ConsumerSettings))
+    settings = load_settings(ConsumerSettings, settings_overrides(args, ConsumerSettings), only=only)
     group = group_consumer_config(
         settings, group_id=settings.group_id, auto_offset_reset=settings.auto_offset_reset
     )
@@ -60,12 +75,13 @@ def cmd_consume(args: argparse.Namespace) -> int:
     from prodcat.consumer.metrics import Metrics
     from prodcat.consumer.service import CategorizerService
 
-    settings = _settings(args)
+    settings: ConsumerSettings = args.settings
     if settings.processes > 1:
         from prodcat.consumer.supervisor import supervise
 
         if args.until_records is not None:
             raise ValueError("--until-records counts one member's records; it needs --processes 1")
+        _require_broker(settings)
         return supervise(args.argv, settings.processes)
     metrics, readiness = Metrics(), Readiness()
     # Each member of a supervised group serves its probes on its own port.
@@ -74,6 +90,10 @@ def cmd_consume(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         if port is not None:
             stack.enter_context(serve_health(metrics, readiness, port, stall_after_s=settings.health_stall_s))
+        # Before the model loads: a wrong address is told in seconds, not after loading the weights.
+        readiness.waiting_for = f"a Kafka broker at {settings.bootstrap_servers}"
+        _require_broker(settings)
+        readiness.waiting_for = None
         provider = ModelProvider.open(
             settings.registry,
             model_name=settings.model_name,
@@ -82,6 +102,9 @@ def cmd_consume(args: argparse.Namespace) -> int:
             min_agreement=settings.min_golden_agreement,
             max_tokens=settings.max_batch_tokens,
             on_result=metrics.reload,
+            on_transition=metrics.reload_state,
+            on_degraded=lambda note: setattr(readiness, "model_note", note),
+            cache_dir=settings.cache_dir,
         )
         service = CategorizerService(
             settings, provider, metrics=metrics, readiness=readiness, member_index=args.member_index
@@ -90,6 +113,11 @@ def cmd_consume(args: argparse.Namespace) -> int:
         summary = service.run(until_records=args.until_records)
     print_run_summary(summary, as_json=args.json)
     return 0
+
+
+def _require_broker(settings: ConsumerSettings) -> None:
+    if settings.timeout > 0:
+        require_broker(kafka_client_config(settings), settings.timeout)
 
 
 def print_run_summary(summary: RunSummary, *, as_json: bool) -> None:
@@ -113,7 +141,8 @@ def print_run_summary(summary: RunSummary, *, as_json: bool) -> None:
 def cmd_produce(args: argparse.Namespace) -> int:
     from prodcat.produce import produce_file
 
-    settings = _settings(args)
+    settings: ConsumerSettings = args.settings
+    _require_broker(settings)
     count = produce_file(args.file, settings)
     print(f"produced {count} events to {settings.input_topic}")
     return 0
@@ -122,7 +151,8 @@ def cmd_produce(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from prodcat.consumer.replay import replay_dead_letters
 
-    settings = _settings(args)
+    settings: ConsumerSettings = args.settings
+    _require_broker(settings)
     kinds = frozenset(args.kind or [ErrorKind.INFERENCE_FAILED])
     summary = replay_dead_letters(settings, kinds, idle_s=args.idle_s, dry_run=args.dry_run)
     if args.json:
@@ -150,6 +180,10 @@ def _by_kind(counts: Counter[str]) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     from prodcat.demo import DemoOptions, run_demo
 
+    bootstrap = kafka_bootstrap_from_env()
+    if bootstrap is not None:
+        # Only a cluster named by the environment can be absent; the embedded broker is started here.
+        require_broker({"bootstrap.servers": bootstrap}, args.timeout)
     options = DemoOptions(
         work_dir=args.work_dir,
         events=args.events,
@@ -177,6 +211,13 @@ def register(commands: Any) -> None:
     demo.add_argument("--per-class", type=positive_int, default=400, help="training titles per class")
     demo.add_argument("--epochs", type=positive_float, default=None, help="training epochs")
     demo.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    demo.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=DEMO_TIMEOUT_S,
+        help="with KAFKA_BOOTSTRAP_SERVERS: longest wait for a broker there to answer "
+        f"(default {DEMO_TIMEOUT_S:g})",
+    )
     demo.set_defaults(handler=cmd_demo)
 
     consume = commands.add_parser(
@@ -192,14 +233,14 @@ def register(commands: Any) -> None:
     consume.add_argument("--member-index", type=int, default=0, help=argparse.SUPPRESS)
     _add_json_flag(consume, "the run's counts, on exit,")
     add_settings_flags(consume, ConsumerSettings)
-    consume.set_defaults(handler=cmd_consume)
+    consume.set_defaults(handler=cmd_consume, prepare=prepare_settings)
 
     produce = commands.add_parser(
         "produce", help="produce raw events from a JSON-lines file (key = each event's id)"
     )
     produce.add_argument("file", type=existing_file, help="one JSON event per line")
     add_settings_flags(produce, ConsumerSettings, only=PRODUCE_SETTINGS)
-    produce.set_defaults(handler=cmd_produce)
+    produce.set_defaults(handler=cmd_produce, prepare=partial(prepare_settings, only=PRODUCE_SETTINGS))
 
     dead_letters = commands.add_parser("dead-letters", help="act on the dead-letter topic").add_subparsers(
         dest="dead_letters_command", required=True, metavar="ACTION", parser_class=OneLineParser
@@ -228,4 +269,4 @@ def register(commands: Any) -> None:
     replay.add_argument("--dry-run", action="store_true", help="count what would be replayed; send nothing")
     _add_json_flag(replay, "the counts by kind")
     add_settings_flags(replay, ConsumerSettings, only=REPLAY_SETTINGS)
-    replay.set_defaults(handler=cmd_replay)
+    replay.set_defaults(handler=cmd_replay, prepare=partial(prepare_settings, only=REPLAY_SETTINGS))

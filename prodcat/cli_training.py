@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from prodcat import cli_loop
 from prodcat.argtypes import (
     OneLineParser,
     base_model_arg,
@@ -14,9 +15,10 @@ from prodcat.argtypes import (
     fraction,
     positive_float,
     positive_int,
+    registry_arg,
 )
 from prodcat.cli_output import print_json
-from prodcat.flags import add_env_defaults
+from prodcat.flags import COMMAND_ENV_PREFIXES, add_env_defaults
 from prodcat.schemas.labels import DEFAULT_CATEGORIES
 
 
@@ -64,6 +66,7 @@ def cmd_dataset_build(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from prodcat.model.registry import is_uri
     from prodcat.trainer.checkpointing import TrainingPaused
     from prodcat.trainer.train import TrainConfig, train
 
@@ -93,16 +96,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         save_every=args.save_every,
         stop_after_steps=args.stop_after_steps,
+        resume_from=args.resume_from,
     )
     try:
         result = train(config)
     except TrainingPaused as paused:
         print(paused)
         return 0
+    where = (
+        result.checkpoint
+        if not is_uri(args.registry)
+        else f"{args.registry}/{args.model_name}/{result.version}"
+    )
     headline = f"macro-F1 {result.metrics['macro_f1']:.4f}, accuracy {result.metrics['accuracy']:.4f}"
     skipped = f"; {result.skipped} records outside the labels skipped" if result.skipped else ""
     best = f"best step {result.metrics['best_step']:.0f}"
-    print(f"published {result.checkpoint} (validation {headline}, {best}{skipped})")
+    print(f"published {where} (validation {headline}, {best}{skipped})")
     return 0
 
 
@@ -140,12 +149,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_registry_list(args: argparse.Namespace) -> int:
-    from prodcat.model.checkpoint import load_manifest, read_current
+    from prodcat.model.registry import open_registry
 
-    model_dir = args.registry / args.model_name
-    current = read_current(model_dir)
-    versions = sorted(p.name for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    manifests = {version: load_manifest(model_dir / version) for version in versions}
+    registry = open_registry(args.registry)
+    current = registry.current(args.model_name).version
+    manifests = {
+        version: registry.manifest(args.model_name, version) for version in registry.versions(args.model_name)
+    }
     if args.json:
         print_json(
             {
@@ -166,6 +176,15 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
 
 def cmd_registry_promote(args: argparse.Namespace) -> int:
     from prodcat.trainer.publish import promote
+
+    if args.candidate is not None:
+        if args.version is not None:
+            raise ValueError("name the version to promote either as VERSION or as --candidate, not both")
+        return cli_loop.cmd_promote_candidate(args)
+    if args.version is None:
+        raise ValueError("name the version to promote: VERSION, or --candidate VERSION to gate it")
+    if args.dry_run or args.json:
+        raise ValueError("--dry-run and --json go with --candidate")
 
     promote(args.registry, args.model_name, args.version)
     print(f"{args.model_name} CURRENT -> {args.version}")
@@ -218,6 +237,7 @@ def register(commands: Any) -> None:
     build.add_argument("--test-fraction", type=positive_float, default=0.1)
     build.add_argument("--seed", type=int, default=0)
     build.set_defaults(handler=cmd_dataset_build)
+    cli_loop.register_from_topic(dataset)
 
     train = commands.add_parser(
         "train",
@@ -233,7 +253,9 @@ def register(commands: Any) -> None:
     train.add_argument(
         "--base-model", type=base_model_arg, required=True, help="hub id or local model directory"
     )
-    train.add_argument("--registry", type=Path, required=True)
+    train.add_argument(
+        "--registry", type=registry_arg, required=True, help="a folder, s3://, gs:// or az://bucket/prefix"
+    )
     train.add_argument("--model-name", default="product-categorizer")
     train.add_argument("--full-finetune", action="store_true", help="train every weight (random-init bases)")
     train.add_argument("--lora-r", type=positive_int, default=16)
@@ -284,6 +306,13 @@ def register(commands: Any) -> None:
         default=None,
         help="stop after N steps in this invocation (state saved; continue with --resume)",
     )
+    train.add_argument(
+        "--resume-from",
+        default=None,
+        metavar="VERSION",
+        help="start from a published version's head and adapter (backbone with --full-finetune) "
+        "instead of fresh ones; CURRENT for the live one",
+    )
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser(
@@ -294,9 +323,11 @@ def register(commands: Any) -> None:
     )
     evaluate.add_argument(
         "--checkpoint",
-        type=Path,
+        "--registry",
+        dest="checkpoint",
+        type=registry_arg,
         required=True,
-        help="a checkpoint, a model's registry folder, or a registry",
+        help="a checkpoint, a model's registry folder, or a registry (a folder or a URI)",
     )
     evaluate.add_argument(
         "--data",
@@ -317,15 +348,28 @@ def register(commands: Any) -> None:
     listing = registry.add_parser("list", help="versions, CURRENT marked with *")
     listing.add_argument("--json", action="store_true", help="print the versions as one JSON object")
     promote = registry.add_parser("promote", help="point CURRENT at a version")
-    promote.add_argument("version")
+    promote.add_argument("version", nargs="?", default=None, help="the version to make CURRENT, ungated")
+    cli_loop.add_candidate_gate(promote)
     back = registry.add_parser("rollback", help="point CURRENT back at the version live before it")
     for sub, handler in (
         (listing, cmd_registry_list),
         (promote, cmd_registry_promote),
         (back, cmd_registry_rollback),
     ):
-        sub.add_argument("--registry", type=Path, default=Path("registry"))
+        sub.add_argument(
+            "--registry",
+            type=registry_arg,
+            default="registry",
+            help="a folder or s3:// gs:// az:// hf:// URI",
+        )
         sub.add_argument("--model-name", default="product-categorizer")
         sub.set_defaults(handler=handler)
-    for command in (tiny, sample, build, train, evaluate, listing, promote, back):
-        add_env_defaults(command)
+    for group, commands_of_group in (
+        ("base", (tiny,)),
+        ("dataset", (sample, build)),
+        ("train", (train,)),
+        ("evaluate", (evaluate,)),
+        ("registry", (listing, promote, back)),
+    ):
+        for command in commands_of_group:
+            add_env_defaults(command, COMMAND_ENV_PREFIXES[group])

@@ -7,15 +7,33 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import types
 import typing
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import AliasChoices
+from pydantic import AliasChoices, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsError
+
+Settings = TypeVar("Settings", bound=BaseSettings)
+
+# The command groups whose options read the environment, each under a prefix of its own, so
+# a variable exported for one command (PRODCAT_TOP_K for the consumer) never reaches another
+# (dataset build's --top-k reads PRODCAT_DATASET_TOP_K).
+COMMAND_ENV_PREFIXES = {
+    "base": "PRODCAT_BASE_",
+    "dataset": "PRODCAT_DATASET_",
+    "train": "PRODCAT_TRAIN_",
+    "evaluate": "PRODCAT_EVALUATE_",
+    "registry": "PRODCAT_REGISTRY_",
+}
+# pydantic-settings' words for a variable it could not decode (a JSON value that is not JSON).
+_UNDECODABLE = re.compile(r'error parsing value for field "(\w+)"')
+# What a mapping setting (--kafka) takes from its environment variable.
+_JSON_OBJECT = 'a JSON object of strings, e.g. \'{"security.protocol": "SASL_SSL"}\''
 
 
 def _scalar(annotation: Any) -> tuple[Any, tuple[str, ...] | None]:
@@ -29,13 +47,91 @@ def _scalar(annotation: Any) -> tuple[Any, tuple[str, ...] | None]:
     raise TypeError(f"no flag type for {annotation!r}")
 
 
-def _env_names(prefix: str, name: str, field: FieldInfo) -> str:
+def _env_list(prefix: str, name: str, field: FieldInfo) -> list[str]:
     alias = field.validation_alias
     if isinstance(alias, AliasChoices):
         names = [c for c in alias.choices if isinstance(c, str) and c.isupper()]
         if names:
-            return " or ".join(names)
-    return f"{prefix}{name.upper()}"
+            return names
+    return [f"{prefix}{name.upper()}"]
+
+
+def _env_names(prefix: str, name: str, field: FieldInfo) -> str:
+    return " or ".join(_env_list(prefix, name, field))
+
+
+def env_names(settings: type[BaseSettings]) -> dict[str, list[str]]:
+    """Each field's environment variables, in the order they are looked up."""
+    prefix = settings.model_config.get("env_prefix", "")
+    return {name: _env_list(prefix, name, field) for name, field in settings.model_fields.items()}
+
+
+def load_settings(
+    settings: type[Settings], flags: dict[str, Any], *, only: Collection[str] | None = None
+) -> Settings:
+    """`settings` from the flags given, then the environment, then the defaults.
+
+    Fields outside `only` (those a command does not read) keep their defaults whatever the
+    environment says. A bad value raises ValueError, one line naming the flag or the
+    environment variable it came from and what was expected.
+    """
+    pinned = {
+        name: field.get_default(call_default_factory=True)
+        for name, field in settings.model_fields.items()
+        if only is not None and name not in only
+    }
+    try:
+        return settings(**{**pinned, **flags})
+    except SettingsError as exc:
+        raise ValueError(f"invalid settings: {_undecodable(settings, exc)}") from None
+    except ValidationError as exc:
+        raise ValueError(f"invalid settings: {_describe(settings, exc, flags)}") from None
+
+
+def _set_variable(names: list[str]) -> str | None:
+    """The first of `names` set in the environment (pydantic-settings ignores case)."""
+    lowered = {key.lower(): key for key in os.environ}
+    return next((lowered[n.lower()] for n in names if n.lower() in lowered), None)
+
+
+def _undecodable(settings: type[BaseSettings], exc: SettingsError) -> str:
+    found = _UNDECODABLE.search(str(exc))
+    if found is None or not _is_mapping(settings, found.group(1)):
+        return str(exc)
+    name = found.group(1)
+    variable = _set_variable(env_names(settings)[name]) or name.upper()
+    return f"{variable}={os.environ.get(variable, '')!r}: not {_JSON_OBJECT}"
+
+
+def _is_mapping(settings: type[BaseSettings], name: str) -> bool:
+    field = settings.model_fields.get(name)
+    return field is not None and typing.get_origin(field.annotation) is dict
+
+
+def _describe(settings: type[BaseSettings], exc: ValidationError, flags: dict[str, Any]) -> str:
+    """The first three problems, each naming its flag or variable (a rule across settings names none)."""
+    names = env_names(settings)
+    parts = []
+    for error in exc.errors()[:3]:
+        loc = [str(p) for p in error["loc"]]
+        message = error["msg"].removeprefix("Value error, ")
+        if not loc:
+            parts.append(message)
+            continue
+        field, *inner = loc
+        if not inner and _is_mapping(settings, field):
+            message = f"not {_JSON_OBJECT}"
+        variable = None if field in flags or field not in names else _set_variable(names[field])
+        if variable is not None:
+            where = f"{variable}={os.environ[variable]!r}"
+        elif field in flags:
+            where = "--" + field.replace("_", "-")
+        else:
+            where = field
+        key = f"[{'.'.join(inner)}]" if inner else ""
+        parts.append(f"{where}{key}: {message}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
 def add_settings_flags(
@@ -142,8 +238,8 @@ def _checked(action: argparse.Action) -> Any:
     return from_env
 
 
-def add_env_defaults(parser: argparse.ArgumentParser, prefix: str = "PRODCAT_") -> None:
-    """Each option of `parser` also reads `<prefix><OPTION>` (e.g. --batch-size: PRODCAT_BATCH_SIZE).
+def add_env_defaults(parser: argparse.ArgumentParser, prefix: str) -> None:
+    """Each option of `parser` also reads `<prefix><OPTION>` (train's --batch-size: PRODCAT_TRAIN_BATCH_SIZE).
 
     Precedence as for the service settings: the flag, then the variable, then the default.
     The variable is converted and checked when the command is parsed, like the flag would be.

@@ -38,13 +38,17 @@ def produce_values(values: Iterable[bytes], settings: ConsumerSettings, *, timeo
         elif failure is None:
             failure = DeliveryError(f"producing to {settings.input_topic} failed: {error.str()}")
 
+    failing = True
     try:
         for number, value in enumerate(values, start=1):
             if sink.produce(settings.input_topic, value, event_key(value), None, delivered) is not None:
                 raise DeliveryError(f"event {number} is larger than the producer's message.max.bytes")
         sink.flush(timeout_s)
+        failing = False
     finally:
-        sink.close()
+        # After a failure the records still queued are dropped: closing would otherwise wait
+        # librdkafka's message timeout (five minutes) for them.
+        sink.close(discard=failing)
     if failure is not None:
         raise failure
     return acknowledged

@@ -44,6 +44,8 @@ from prodcat.cli_env import kafka_bootstrap_from_env
 from prodcat.consumer.config import ConsumerSettings
 
 if TYPE_CHECKING:
+    from testcontainers.community.kafka import KafkaContainer
+
     from prodcat.consumer.service import CategorizerService
     from prodcat.model.runtime import ServingModel, TorchModel
     from prodcat.trainer.train import TrainResult
@@ -114,13 +116,22 @@ def kafka_broker() -> Iterator[str]:
     if configured:
         yield configured
     elif docker_engine_answers():
-        from testcontainers.community.kafka import KafkaContainer
-
-        with KafkaContainer(KAFKA_IMAGE).with_kraft() as kafka:
+        with kafka_container() as kafka:
             yield kafka.get_bootstrap_server()
     else:
         with EmbeddedBroker() as broker:
             yield broker.bootstrap_servers
+
+
+def kafka_container(docker_client_kw: dict[str, object] | None = None) -> KafkaContainer:
+    """The Docker branch's broker, not yet started: the pinned image in KRaft mode (no ZooKeeper).
+
+    `docker_client_kw` goes to docker-py's client (e.g. a fixed API `version`, so building
+    the object asks no engine).
+    """
+    from testcontainers.community.kafka import KafkaContainer
+
+    return KafkaContainer(KAFKA_IMAGE, docker_client_kw=docker_client_kw).with_kraft()
 
 
 def consumer_config(bootstrap: str, *, group_id: str | None = None) -> dict[str, object]:

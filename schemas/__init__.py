@@ -4,14 +4,17 @@ from prodcat.schemas.events import (
     MAX_EVENT_BYTES,
     Classification,
     DeadLetterEvent,
+    EmbeddingVector,
     EnrichedEvent,
     ErrorKind,
     LabelScore,
     RawEvent,
+    ReviewReason,
     Timings,
 )
-from prodcat.schemas.labels import DEFAULT_CATEGORIES
+from prodcat.schemas.labels import DEFAULT_CATEGORIES, LabelEvent
 from prodcat.schemas.manifest import MANIFEST_FORMAT_VERSION, CheckpointManifest, TrainingRecipe
+from prodcat.schemas.shadow import ShadowSummary
 
 __all__ = [
     "DEFAULT_CATEGORIES",
@@ -20,10 +23,14 @@ __all__ = [
     "CheckpointManifest",
     "Classification",
     "DeadLetterEvent",
+    "EmbeddingVector",
     "EnrichedEvent",
     "ErrorKind",
+    "LabelEvent",
     "LabelScore",
     "RawEvent",
+    "ReviewReason",
+    "ShadowSummary",
     "Timings",
     "TrainingRecipe",
 ]

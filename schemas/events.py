@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -59,6 +59,23 @@ class Timings(BaseModel):
     batch_size: int = Field(ge=1)
 
 
+class ReviewReason(StrEnum):
+    """Why an event was flagged for a person to check (`--review-threshold`, `--review-margin`)."""
+
+    LOW_CONFIDENCE = "low_confidence"
+    SMALL_MARGIN = "small_margin"
+
+
+class EmbeddingVector(BaseModel):
+    """The title's pooled embedding, as the model that classified it computed it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dtype: Literal["float16"] = "float16"
+    dim: int = Field(ge=1)
+    b64: str = Field(description="The vector's `dim` IEEE float16 values, little-endian, in base64.")
+
+
 class Classification(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -68,6 +85,15 @@ class Classification(BaseModel):
     model_name: str
     model_version: str
     timings: Timings
+    needs_review: bool = Field(
+        default=False,
+        description="Present, and true, only on events flagged for review; they are also written to "
+        "the review topic.",
+    )
+    review_reason: ReviewReason | None = Field(default=None, description="Present with `needs_review`.")
+    embedding: EmbeddingVector | None = Field(
+        default=None, description="Present only when the service is asked to emit embeddings."
+    )
 
 
 class EnrichedEvent(RawEvent):

@@ -8,7 +8,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from prodcat.schemas.events import DeadLetterEvent, EnrichedEvent, RawEvent
+from prodcat.schemas.labels import LabelEvent
 from prodcat.schemas.manifest import CheckpointManifest
+from prodcat.schemas.shadow import ShadowSummary
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 MODELS: dict[str, type[BaseModel]] = {
@@ -16,6 +18,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "enriched_event": EnrichedEvent,
     "dead_letter_event": DeadLetterEvent,
     "checkpoint_manifest": CheckpointManifest,
+    "labels_event": LabelEvent,
+    "shadow_summary": ShadowSummary,
 }
 
 

@@ -6,6 +6,7 @@ answers; else the embedded Tansu broker.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import torch
 from prodcat.testing import TinyRecipe, kafka_broker, train_tiny, write_sample_corpus
 from prodcat.trainer.tiny_base import build_tiny_base
 from prodcat.trainer.train import TrainResult
+from tests.s3 import Outage, S3Registry, create_bucket, moto_server
 
 # The test kit's recipe (see TinyRecipe), so the checkpoint trained here is the very one a
 # user's suite gets from `prodcat_registry`.
@@ -68,3 +70,29 @@ def full_run(corpus: Path, tiny_base: Path, tmp_path_factory: pytest.TempPathFac
 def trained_registry(full_run: TrainResult) -> Path:
     """A registry holding one published, fully fine-tuned tiny checkpoint."""
     return full_run.checkpoint.parent.parent
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's S3 server over HTTP on a loopback port, started once for the session."""
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_registry(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Registry]:
+    """A fresh bucket, configured the way AWS clients are (AWS_* variables), reached through a relay."""
+    bucket = f"prodcat-{uuid.uuid4().hex[:12]}"
+    create_bucket(moto_endpoint, bucket)
+    outage = Outage(int(moto_endpoint.rsplit(":", 1)[1]))
+    for name, value in {
+        "AWS_ENDPOINT_URL": outage.endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    try:
+        yield S3Registry(f"s3://{bucket}/registry", outage)
+    finally:
+        outage.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 from prodcat.consumer.config import ConsumerSettings
 
 
-def consume_env(settings: ConsumerSettings, registry: Path, **extra: str) -> dict[str, str]:
+def consume_env(settings: ConsumerSettings, registry: Path | str, **extra: str) -> dict[str, str]:
     """`os.environ` plus the PRODCAT_* variables naming the settings' broker, topics and group."""
     return {
         **os.environ,

@@ -21,4 +21,5 @@ def test_the_readme_states_each_settings_default_and_description(name: str) -> N
     default = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
     row = re.search(rf"^\| `--{name.replace('_', '-')}` \| `[^`]*` \| `([^`]*)` \| (.*) \|$", README, re.M)
     assert row is not None
-    assert (row.group(1), row.group(2)) == (str(default), field.description)
+    # The row may add a note after the description (e.g. what is not yet acted on).
+    assert row.group(1) == str(default) and row.group(2).startswith(field.description)

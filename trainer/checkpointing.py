@@ -27,9 +27,18 @@ class TrainingPaused(ProdcatError):
     """Training stopped early on purpose (a step budget) with its state saved for --resume."""
 
 
-def state_dir(registry: Path, model_name: str, override: Path | None = None) -> Path:
-    """`override` when given, else `<registry>/<model_name>/.train-state`."""
-    return override if override is not None else registry / model_name / STATE_DIR
+def state_dir(registry: Path | str, model_name: str, override: Path | None = None) -> Path:
+    """`override` when given, else `<registry>/<model_name>/.train-state` for a local registry,
+    and beside the registry's download cache for a remote one (state is saved often: keep it local)."""
+    if override is not None:
+        return override
+    if "://" in str(registry):
+        from prodcat.model.registry import default_cache
+
+        # Beside the download cache, not in it: the cache keeps only checkpoint versions.
+        cache = default_cache(str(registry))
+        return cache.parent.parent / "train-state" / cache.name / model_name
+    return Path(registry) / model_name / STATE_DIR
 
 
 def fingerprint(settings: dict[str, Any]) -> str:

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from prodcat.errors import ConfigError
 from prodcat.schemas.labels import DEFAULT_CATEGORIES
@@ -149,6 +147,11 @@ def summary(built: BuiltDataset) -> dict[str, Any]:
 
 
 def write_dataset(built: BuiltDataset, out_dir: Path) -> dict[str, Any]:
+    # pyarrow (the `train` extra) only where Parquet is read or written: training on JSON lines,
+    # as the test kit does, runs without it.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, offers in built.splits.items():
         table = pa.table(
@@ -172,6 +175,8 @@ def load_split(out_dir: Path, split: str) -> list[LabeledTitle]:
     path = out_dir / f"{split}.parquet"
     if not path.is_file():
         raise ConfigError(f"{out_dir} has no {split} split ({path.name} missing)")
+    import pyarrow.parquet as pq
+
     table = pq.read_table(path, columns=["text", "category"])
     return [
         LabeledTitle(title=text, category=category)

@@ -1,8 +1,9 @@
 """Writing checkpoints into the registry and choosing which one is live.
 
-A checkpoint is assembled in a hidden staging folder and renamed into place only once its
-manifest is written, and CURRENT is replaced atomically, so a consumer never sees a
-half-written checkpoint or a half-written pointer.
+A checkpoint is assembled in a staging folder and handed to the registry's store, which
+writes its manifest last (locally: one rename), and the pointers move only through the
+registry's conditional writes (`Registry.move`), so a consumer never sees a half-written
+checkpoint or pointer, and two promotes never interleave.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import shutil
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Literal
@@ -21,18 +23,10 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from prodcat.errors import CheckpointError
-from prodcat.model.checkpoint import (
-    CURRENT_FILE,
-    GOLDEN_FILE,
-    MANIFEST_FILE,
-    check_name,
-    file_sha256,
-    read_current,
-    verify,
-    version_directory,
-)
+from prodcat.model.checkpoint import GOLDEN_FILE, MANIFEST_FILE, check_name, file_sha256
 from prodcat.model.classifier import ProductClassifier
 from prodcat.model.encode import encode
+from prodcat.model.registry import HISTORY_FILE, Registry, default_cache, open_registry
 from prodcat.schemas.manifest import CheckpointManifest, TrainingRecipe
 
 Dtype = Literal["float16", "bfloat16", "float32"]
@@ -44,15 +38,17 @@ DTYPES: dict[str, torch.dtype] = {
 RECORDED_LIBRARIES = ("torch", "transformers", "peft", "tokenizers")
 # Hidden, so never taken for a version: check_name refuses a leading dot.
 STAGING_PREFIX = ".tmp-"
-HISTORY_FILE = "HISTORY"
 ADAPTER_DIR = "adapter"
+__all__ = ["HISTORY_FILE", "list_versions", "promote", "publish", "rollback"]
+
+RegistryLike = Registry | str | os.PathLike[str]
 
 
 def publish(
     model: ProductClassifier,
     tokenizer: PreTrainedTokenizerBase,
     *,
-    registry: Path,
+    registry: RegistryLike,
     model_name: str,
     base_model: str,
     labels: Sequence[str],
@@ -64,31 +60,33 @@ def publish(
     version: str | None = None,
     adapter: Path | None = None,
     golden_titles: Sequence[str] = (),
+    cache: Path | None = None,
 ) -> Path:
-    """Writes a checkpoint with its manifest, makes it CURRENT, and returns its directory.
+    """Writes a checkpoint with its manifest, makes it CURRENT, and returns a local folder of it.
 
-    `adapter` is a saved LoRA adapter directory, kept beside the merged weights as `adapter/`
-    for users who serve adapters on a shared base. `golden_titles` are scored by the model
-    as published and stored in `golden.jsonl`, so a reload can be checked against them.
+    The folder is the version's own in a local registry, and its copy in `cache` (default
+    `default_cache`) for a remote one. `adapter` is a saved LoRA adapter directory, kept
+    beside the merged weights as `adapter/` for users who serve adapters on a shared base.
+    `golden_titles` are scored by the model as published and stored in `golden.jsonl`, so
+    a reload can be checked against them.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    store = _registry(registry)
+    _can_move(store, "publish")
     check_name("model name", model_name)
-    model_dir = registry / model_name
-    model_dir.mkdir(parents=True, exist_ok=True)
-    version = version or _new_version(model_dir)
+    version = version or _new_version(store, model_name)
     check_name("version", version)
-    final = model_dir / version
-    if final.exists():
-        raise CheckpointError(f"{final} already exists; versions are never overwritten")
+    if version in store.store.children(model_name):
+        raise CheckpointError(
+            f"{store.uri}/{model_name}/{version} already exists; versions are never overwritten"
+        )
     # Read before anything is written: a HISTORY that does not check out refuses the publish
     # instead of leaving a new version in place that never became CURRENT.
-    history = _history(model_dir)
+    history, history_tag = store.history(model_name)
 
-    staging = model_dir / f"{STAGING_PREFIX}{version}"
-    # Whatever is there was left by a publish that crashed before its rename.
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+    prefix = f"{model_name}/{version}"
+    with store.store.staging(prefix) as staging:
         _cast(model, DTYPES[dtype]).save(staging)
         tokenizer.save_pretrained(str(staging))
         if adapter is not None:
@@ -107,30 +105,43 @@ def publish(
             training=recipe,
             metrics=dict(metrics),
             files=_hash_files(staging),
-            library_versions={name: installed_version(name) for name in RECORDED_LIBRARIES},
+            library_versions=library_versions(RECORDED_LIBRARIES),
         )
         (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
-        _make_readable(staging)
-        staging.rename(final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    _point_current(model_dir, version, history=history)
-    return final
+        root = store.store.local_root()
+        local_copy = None
+        if root is None:
+            # The trainer keeps what it uploaded, as a consumer's download would leave it.
+            local_copy = (cache or default_cache(store.uri)) / model_name / version
+            shutil.rmtree(local_copy, ignore_errors=True)
+            shutil.copytree(staging, local_copy)
+        store.store.put_tree(staging, prefix, last=MANIFEST_FILE)
+    store.move(model_name, [*history, version], read_as=history_tag, action="publish")
+    return root / prefix if root is not None else local_copy  # type: ignore[return-value]
 
 
-def promote(registry: Path, model_name: str, version: str) -> Path:
-    """Makes an already published version CURRENT after verifying its files."""
+def library_versions(names: Sequence[str]) -> dict[str, str]:
+    """The installed version of each of `names`; one not installed (peft after a full fine-tune
+    without the `train` extra) is left out."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = installed_version(name)
+        except PackageNotFoundError:
+            continue
+    return versions
+
+
+def promote(registry: RegistryLike, model_name: str, version: str) -> None:
+    """Makes an already published version CURRENT after checking every file it lists."""
+    store = _registry(registry)
+    _can_move(store, "promote")
     check_name("model name", model_name)
     check_name("version", version)
-    model_dir = registry / model_name
-    if not (model_dir / version / MANIFEST_FILE).is_file():
-        known = ", ".join(list_versions(registry, model_name)) or "none"
-        raise CheckpointError(f"{model_name} has no version {version!r} (published: {known})")
-    history = _history(model_dir)
-    directory = verify(version_directory(model_dir, version)).directory
-    _point_current(model_dir, version, history=history)
-    return directory
+    store.manifest(model_name, version)  # a clear "no version" before anything else
+    history, history_tag = store.history(model_name)
+    store.check(model_name, version)
+    store.move(model_name, [*history, version], read_as=history_tag, action="promote")
 
 
 def _write_golden(
@@ -149,30 +160,36 @@ def _write_golden(
             handle.write(orjson.dumps({"title": title, "label": labels[i], "confidence": c}) + b"\n")
 
 
-def rollback(registry: Path, model_name: str) -> str:
+def rollback(registry: RegistryLike, model_name: str) -> str:
     """Points CURRENT back at the version that was live before the current one; returns it."""
+    store = _registry(registry)
+    _can_move(store, "roll back")
     check_name("model name", model_name)
-    model_dir = registry / model_name
-    current = read_current(model_dir)
-    earlier = [v for v in _history(model_dir) if v != current]
+    current = store.current(model_name).version
+    history, history_tag = store.history(model_name)
+    earlier = [v for v in history if v != current]
     if not earlier:
         raise CheckpointError(f"{model_name} has no earlier live version to roll back to")
     previous = earlier[-1]
-    verify(version_directory(model_dir, previous))
+    store.check(model_name, previous)
     # The rolled-back version leaves the history, so a second rollback goes further back.
-    _write_history(model_dir, earlier)
-    _point_current(model_dir, previous, history=None)
-    return previous
+    return store.move(model_name, earlier, read_as=history_tag, action="rollback")
 
 
-def list_versions(registry: Path, model_name: str) -> list[str]:
+def list_versions(registry: RegistryLike, model_name: str) -> list[str]:
     """Published versions, sorted by name (for timestamp versions: oldest first)."""
-    model_dir = registry / model_name
-    if not model_dir.is_dir():
-        return []
-    return sorted(
-        p.name for p in model_dir.iterdir() if not p.name.startswith(".") and (p / MANIFEST_FILE).is_file()
-    )
+    return _registry(registry).versions(model_name)
+
+
+def _registry(registry: RegistryLike) -> Registry:
+    return registry if isinstance(registry, Registry) else open_registry(registry)
+
+
+def _can_move(registry: Registry, action: str) -> None:
+    # Before anything is read: a store that cannot move a pointer safely is refused at once.
+    refusal = registry.store.conditional_writes
+    if refusal is not None:
+        raise CheckpointError(f"registry {registry.uri}: cannot {action}: {refusal}")
 
 
 def _cast(model: ProductClassifier, dtype: torch.dtype) -> ProductClassifier:
@@ -180,14 +197,6 @@ def _cast(model: ProductClassifier, dtype: torch.dtype) -> ProductClassifier:
     if all(p.dtype == dtype for p in model.parameters()):
         return model
     return copy.deepcopy(model).to(dtype)
-
-
-def _make_readable(directory: Path) -> None:
-    # safetensors writes its files owner-only (0600), but the consumer usually runs as
-    # another user (the image's `nobody`) over a read-only mount of the registry.
-    directory.chmod(0o755)
-    for path in directory.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def _hash_files(directory: Path) -> dict[str, str]:
@@ -198,43 +207,11 @@ def _hash_files(directory: Path) -> dict[str, str]:
     }
 
 
-def _new_version(model_dir: Path) -> str:
+def _new_version(registry: Registry, model_name: str) -> str:
+    taken = set(registry.store.children(model_name))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     candidate, suffix = stamp, 1
-    while (model_dir / candidate).exists() or (model_dir / f"{STAGING_PREFIX}{candidate}").exists():
+    while candidate in taken or f"{STAGING_PREFIX}{candidate}" in taken:
         suffix += 1
         candidate = f"{stamp}-{suffix}"
     return candidate
-
-
-def _point_current(model_dir: Path, version: str, *, history: list[str] | None) -> None:
-    """CURRENT -> version; with `history` (HISTORY as read before), appends version to it."""
-    if history is not None:
-        _write_history(model_dir, [*history, version])
-    _replace_atomically(model_dir / CURRENT_FILE, version + "\n")
-
-
-def _history(model_dir: Path) -> list[str]:
-    """Versions in the order they became live (HISTORY), oldest first, each a plain version name."""
-    path = model_dir / HISTORY_FILE
-    if not path.is_file():
-        return []
-    try:
-        entries = path.read_text().split()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path} cannot be read: {exc}") from None
-    return [check_name("version", entry, source=path) for entry in entries]
-
-
-def _write_history(model_dir: Path, versions: list[str]) -> None:
-    _replace_atomically(model_dir / HISTORY_FILE, "".join(f"{v}\n" for v in versions))
-
-
-def _replace_atomically(path: Path, text: str) -> None:
-    pending = path.with_name(f".{path.name}.{os.getpid()}")
-    with pending.open("w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    pending.chmod(0o644)
-    os.replace(pending, path)

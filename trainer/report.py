@@ -68,7 +68,7 @@ def score(
 
 
 def evaluate_checkpoint(
-    checkpoint: Path,
+    checkpoint: Path | str,
     data: Path,
     *,
     out_dir: Path,

@@ -10,15 +10,15 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from prodcat.errors import ConfigError
-from prodcat.model.checkpoint import load_manifest, resolve
+from prodcat.model.checkpoint import load_manifest
 from prodcat.model.classifier import ProductClassifier
+from prodcat.model.registry import checkpoint_directory
 from prodcat.schemas.labels import DEFAULT_CATEGORIES
 from prodcat.schemas.manifest import TrainingRecipe
 from prodcat.trainer import distributed
@@ -29,6 +29,10 @@ from prodcat.trainer.device import training_device
 from prodcat.trainer.loop import fit, score
 from prodcat.trainer.publish import publish
 from prodcat.trainer.records import LabeledTitle, read_jsonl
+from prodcat.trainer.warm_start import checkpoint_to_resume, warm_start
+
+if TYPE_CHECKING:
+    from peft import PeftModel
 
 GOLDEN_SIZE = 32
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -38,7 +42,8 @@ LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 class TrainConfig:
     data: Path
     base_model: str
-    registry: Path
+    registry: Path | str
+    """A registry folder or URI (`prodcat.model.registry.open_registry`)."""
     model_name: str = "product-categorizer"
     labels: tuple[str, ...] = DEFAULT_CATEGORIES
     full_finetune: bool = False
@@ -69,6 +74,8 @@ class TrainConfig:
     """Save the resumable state every N optimizer steps (also at each epoch end and on Ctrl-C)."""
     stop_after_steps: int | None = None
     """Stop (state saved, nothing published) after this many steps in this invocation."""
+    resume_from: str | None = None
+    """Start from this published version's head and adapter (or backbone), or CURRENT's."""
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -133,6 +140,9 @@ def train(config: TrainConfig) -> TrainResult:
     model = ProductClassifier.from_base(config.base_model, len(config.labels))
     lora: PeftModel | None = None
     if not config.full_finetune:
+        # peft (the `train` extra) only here: a full fine-tune, the test kit's, runs without it.
+        from peft import LoraConfig, get_peft_model
+
         # LoRA layers go into the backbone in place; `lora` is the handle that saves the
         # adapter and merges it. The head is not wrapped, so it trains in full.
         lora = get_peft_model(
@@ -143,6 +153,14 @@ def train(config: TrainConfig) -> TrainResult:
                 lora_dropout=config.lora_dropout,
                 target_modules=list(LORA_TARGETS),
             ),
+        )
+    if config.resume_from is not None:
+        warm_start(
+            model,
+            lora,
+            checkpoint_to_resume(config.registry, config.model_name, config.resume_from),
+            labels=config.labels,
+            base_model=config.base_model,
         )
     model.to(device)
 
@@ -168,7 +186,7 @@ def train(config: TrainConfig) -> TrainResult:
             # Rank 0 publishes; the others wait for it and report the same checkpoint.
             ranks.barrier()
             distributed.stop(ranks)
-            published = resolve(config.registry / config.model_name)
+            published = checkpoint_directory(config.registry, model_name=config.model_name)
             metrics = dict(load_manifest(published).metrics)
             return TrainResult(published, published.name, metrics, skipped, model)
         metrics = score(model, tokenizer, validation, config)

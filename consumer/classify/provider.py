@@ -1,17 +1,19 @@
 """Who owns the serving model: the gated load at start, hot reload, close.
 
-The registry's CURRENT pointer is re-read every `interval_s`. A new target is loaded
-through the same gate as at start (`prodcat.model.loading.load_model`: sha256 of every
-file, warm-up, golden set) on a background thread, so polling, heartbeats and commits go
-on meanwhile; the engine swaps it in between two batches. A checkpoint whose label set
-differs from the serving one is refused: events would change meaning mid-stream, so a
-label change is a deliberate restart. A refused checkpoint is logged and counted once,
-and the old model keeps serving.
+The registry's CURRENT pointer is re-read every `interval_s` (on an object store: a HEAD,
+and a read only when its ETag moved). A new target is fetched (downloaded into the local
+cache and checked against its manifest's sha256) and loaded through the same gate as at
+start (`prodcat.model.loading.load_model`: sha256 of every file, warm-up, golden set),
+then checked for the serving label set and the token budget, on a background thread, so
+polling, heartbeats and commits go on meanwhile; the engine swaps it in between two
+batches. The state machine in `reload.py` runs one load at a time, retries transient
+failures with backoff and refuses a version only on the gate's verdict; the old model
+keeps serving meanwhile.
 """
 
 from __future__ import annotations
 
-import threading
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,10 +21,13 @@ from typing import Protocol
 
 import structlog
 
-from prodcat.errors import CheckpointError, ProdcatError
-from prodcat.model.checkpoint import check_same_labels, resolve
+from prodcat.consumer.classify.checkpoint_source import CheckpointSource, Target, open_source
+from prodcat.consumer.classify.reload import DEFAULT_BACKOFF, Backoff, Reloader, State
+from prodcat.errors import CheckpointError
+from prodcat.model.checkpoint import check_same_labels
 from prodcat.model.loading import load_model
 from prodcat.model.runtime import ServingModel, TorchModel
+from prodcat.model.store import StoreUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +66,7 @@ class ModelProvider:
     def __init__(
         self,
         model: TorchModel,
-        location: Path,
+        location: str | os.PathLike[str] | CheckpointSource,
         *,
         model_name: str | None,
         device: str,
@@ -69,30 +74,47 @@ class ModelProvider:
         min_agreement: float,
         max_tokens: int,
         on_result: Callable[[str], None] | None = None,
+        on_transition: Callable[[State], None] | None = None,
+        on_degraded: Callable[[str | None], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cache_dir: Path | None = None,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        serving: Target | None = None,
+        degraded: str | None = None,
     ) -> None:
-        """`on_result` hears "loaded" or "refused" for each reload (the service's metrics);
-        `max_tokens` is the batch token budget a reloaded checkpoint's max length must fit."""
+        """`on_result` hears "loaded" or "refused" for each reload and `on_transition` each
+        state change (the service's metrics); `on_degraded` a note while the registry cannot
+        be read; `max_tokens` is the batch token budget a reloaded checkpoint's max length
+        must fit. `serving` is the target `model` was loaded from (default: its folder);
+        `degraded` the note it was started with, cleared once the registry answers."""
         self._model = model
-        self._location = location
-        self._model_name = model_name
         self._device = device
-        self._interval_s = interval_s
         self._min_agreement = min_agreement
         self._max_tokens = max_tokens
-        self._on_result = on_result or (lambda _result: None)
-        self._clock = clock
-        self._next_check = clock() + interval_s
-        self._refused: set[Path] = set()
-        self._pointer_refusal: str | None = None
-        self._lock = threading.Lock()
-        self._ready: TorchModel | None = None
-        self._loading: threading.Thread | None = None
+        self._enabled = interval_s > 0
+        source = (
+            location
+            if not isinstance(location, str | os.PathLike)
+            else open_source(location, model_name=model_name, cache_dir=cache_dir)
+        )
+        directory = model.checkpoint.directory
+        self._reloader: Reloader[TorchModel] = Reloader(
+            source,
+            self._gate,
+            serving or Target(str(directory), model.version),
+            interval_s=interval_s,
+            backoff=backoff,
+            clock=clock,
+            on_transition=on_transition,
+            on_result=on_result,
+            on_degraded=on_degraded,
+            degraded=degraded,
+        )
 
     @classmethod
     def open(
         cls,
-        location: Path,
+        location: str | os.PathLike[str],
         *,
         model_name: str | None,
         device: str,
@@ -100,86 +122,80 @@ class ModelProvider:
         min_agreement: float,
         max_tokens: int,
         on_result: Callable[[str], None] | None = None,
+        on_transition: Callable[[State], None] | None = None,
+        on_degraded: Callable[[str | None], None] | None = None,
+        cache_dir: Path | None = None,
+        backoff: Backoff = DEFAULT_BACKOFF,
     ) -> ModelProvider:
-        """Loads the live checkpoint through the gate; CheckpointError when it is refused."""
-        model = load_model(location, model_name=model_name, device=device, min_agreement=min_agreement)
+        """Loads the live checkpoint through the gate; CheckpointError when it is refused.
+
+        With the registry unreachable it serves the version this machine served last, when
+        its cache still holds it (`on_degraded` and the log say so); otherwise
+        StoreUnavailable: one line, and the command exits 1.
+        """
+        source = open_source(location, model_name=model_name, cache_dir=cache_dir)
+        cached = source.cached()
+        note = None
+        try:
+            target = source.target()
+            directory = source.fetch(target)
+        except StoreUnavailable as exc:
+            if cached is None:
+                raise StoreUnavailable(f"{exc}; no cached checkpoint to serve meanwhile") from None
+            target, directory = cached
+            note = f"serving cached version {target.version}: registry unreachable at start"
+            log.warning("registry_unreachable_serving_cache", version=target.version, error=str(exc))
+            if on_degraded is not None:
+                on_degraded(note)
+        model = load_model(directory, device=device, min_agreement=min_agreement)
+        # The version served before this start stays cached as the previous one.
+        source.served(target, previous=cached[0] if cached is not None else None)
         return cls(
             model,
-            location,
+            source,
             model_name=model_name,
             device=device,
             interval_s=interval_s,
             min_agreement=min_agreement,
             max_tokens=max_tokens,
             on_result=on_result,
+            on_transition=on_transition,
+            on_degraded=on_degraded,
+            backoff=backoff,
+            serving=target,
+            degraded=note,
         )
 
     @property
     def current(self) -> TorchModel:
         return self._model
 
-    def poll(self) -> TorchModel | None:
-        if self._interval_s <= 0:
-            return None
-        with self._lock:
-            ready, self._ready = self._ready, None
-        if ready is not None:
-            log.info("model_reloaded", previous=self._model.version, version=ready.version)
-            self._model = ready
-            self._on_result("loaded")
-            return ready
-        now = self._clock()
-        if now < self._next_check or (self._loading is not None and self._loading.is_alive()):
-            return None
-        self._next_check = now + self._interval_s
-        try:
-            target = resolve(self._location, self._model_name)
-        except ProdcatError as exc:
-            # A pointer mid-edit, removed, or naming something outside the model folder: keep
-            # serving, refuse it once, look again later.
-            message = str(exc)
-            if message != self._pointer_refusal:
-                self._pointer_refusal = message
-                self._on_result("refused")
-                log.error("reload_refused", serving=self._model.version, error=message)
-            return None
-        self._pointer_refusal = None
-        if target == self._model.checkpoint.directory or target in self._refused:
-            return None
-        log.info("reload_started", checkpoint=str(target))
-        self._loading = threading.Thread(target=self._load, args=(target,), name="reload", daemon=True)
-        self._loading.start()
-        return None
+    @property
+    def state(self) -> State:
+        return self._reloader.state
 
-    def _load(self, target: Path) -> None:
-        try:
-            model = load_model(target, device=self._device, min_agreement=self._min_agreement)
-            check_same_labels(self._model.checkpoint.manifest, model.checkpoint.manifest)
-            if model.max_length > self._max_tokens:
-                raise CheckpointError(
-                    f"its max length {model.max_length} is above --max-batch-tokens {self._max_tokens}: "
-                    "a long title could never be batched"
-                )
-        except Exception as exc:
-            # The thread's boundary: whatever went wrong, the service keeps its current model.
-            self._refused.add(target)
-            self._on_result("refused")
-            log.error(
-                "reload_refused",
-                checkpoint=str(target),
-                serving=self._model.version,
-                error=f"{type(exc).__name__}: {exc}",
+    def poll(self) -> TorchModel | None:
+        if not self._enabled:
+            return None
+        fresh = self._reloader.poll()
+        if fresh is not None:
+            self._model = fresh
+        return fresh
+
+    def _gate(self, directory: Path) -> TorchModel:
+        # Runs on the load thread; the serving model does not change while a load runs.
+        model = load_model(directory, device=self._device, min_agreement=self._min_agreement)
+        check_same_labels(self._model.checkpoint.manifest, model.checkpoint.manifest)
+        if model.max_length > self._max_tokens:
+            raise CheckpointError(
+                f"its max length {model.max_length} is above --max-batch-tokens {self._max_tokens}: "
+                "a long title could never be batched"
             )
-            return
-        with self._lock:
-            self._ready = model
+        return model
 
     def wait_for_reload(self, timeout_s: float) -> None:
         """Waits for a load in progress to end (tests, shutdown)."""
-        if self._loading is not None:
-            self._loading.join(timeout_s)
+        self._reloader.wait(timeout_s)
 
     def close(self) -> None:
-        self.wait_for_reload(60.0)
-        with self._lock:
-            self._ready = None
+        self._reloader.close()

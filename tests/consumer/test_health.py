@@ -144,3 +144,13 @@ def test_ready_without_partitions_when_the_group_is_legitimately_idle() -> None:
     readiness.assigned_partitions = 0
     readiness.group_idle = True
     assert readiness.ready()[0]
+
+
+def test_ready_says_when_the_model_is_served_from_the_cache_with_the_registry_unreachable() -> None:
+    readiness = Readiness(model_loaded=True, broker_reachable=True, assigned_partitions=2)
+    readiness.model_note = "serving cached version v1: registry unreachable at start"
+
+    assert readiness.ready() == (
+        True,
+        "ready: 2 partitions assigned; serving cached version v1: registry unreachable at start",
+    )

@@ -3,6 +3,7 @@ import math
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from prodcat.consumer.classify.reload import State
 from prodcat.consumer.metrics import Metrics
 from prodcat.schemas.events import ErrorKind
 
@@ -90,6 +91,14 @@ def test_reloads_are_counted_by_result_and_exposed_at_zero_from_the_start() -> N
     assert value(metrics, "prodcat_model_reloads_total", result="refused") == 0
     metrics.reload("loaded")
     assert metrics.reloads_by_result == {"loaded": 1, "refused": 0}
+
+
+def test_reload_transitions_are_counted_by_the_state_entered() -> None:
+    metrics = Metrics()
+    for state in (State.LOADING, State.VERIFYING, State.BACKOFF, State.LOADING):
+        metrics.reload_state(state)
+    assert value(metrics, "prodcat_model_reload_transitions_total", state="loading") == 2
+    assert metrics.reload_transitions == {"loading": 2, "verifying": 1, "backoff": 1}
 
 
 def test_setting_the_model_replaces_the_previous_label_set() -> None:

@@ -109,6 +109,11 @@ def test_trainer_image_installs_the_train_extra() -> None:
     assert "train" in requested_extras("trainer")
 
 
+@pytest.mark.parametrize("image", IMAGES)
+def test_images_install_the_object_store_client_the_kubernetes_registry_needs(image: str) -> None:
+    assert {"s3", "gcs", "azure"} <= requested_extras(image)
+
+
 def test_cpu_variant_takes_torch_from_the_pytorch_cpu_index() -> None:
     (torch_install,) = [r for r in arguments(stage_chain("serving"), "RUN") if '"torch==' in r]
     assert "cpu) set -- --index-url https://download.pytorch.org/whl/cpu" in torch_install

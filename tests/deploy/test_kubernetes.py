@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from tests.deploy.deploy_files import (
     K8S,
@@ -149,12 +152,86 @@ def test_containers_have_a_read_only_root_and_no_privilege_escalation(variant: s
     assert (security["readOnlyRootFilesystem"], security["allowPrivilegeEscalation"]) == (True, False)
 
 
+def test_the_registry_is_on_object_storage_without_a_shared_volume() -> None:
+    assert config_data()["PRODCAT_REGISTRY"].startswith("s3://")
+    claims = [path for path, doc in kubernetes_objects() if doc["kind"] == "PersistentVolumeClaim"]
+    assert [path.parent.name for path in claims] == ["pvc"]
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_registry_is_mounted_read_only_from_the_claim(variant: str) -> None:
-    (volume,) = [v for v in pod_spec(variant)["volumes"] if "persistentVolumeClaim" in v]
-    assert volume["persistentVolumeClaim"]["claimName"] == one("PersistentVolumeClaim")["metadata"]["name"]
-    (mount,) = [m for m in container(deployment(variant))["volumeMounts"] if m["name"] == volume["name"]]
-    assert (mount["mountPath"], mount["readOnly"]) == (config_data()["PRODCAT_REGISTRY"], True)
+def test_the_model_cache_is_an_empty_dir_mounted_where_the_cache_dir_points(variant: str) -> None:
+    volumes = {v["name"]: v for v in pod_spec(variant)["volumes"]}
+    (mount,) = [
+        m
+        for m in container(deployment(variant))["volumeMounts"]
+        if m["mountPath"] == config_data()["PRODCAT_CACHE_DIR"]
+    ]
+    assert "emptyDir" in volumes[mount["name"]]
+    assert not any("persistentVolumeClaim" in v for v in volumes.values())
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_registry_credentials_come_from_the_service_account_or_an_optional_secret(variant: str) -> None:
+    assert pod_spec(variant)["serviceAccountName"] == one("ServiceAccount")["metadata"]["name"]
+    secrets = [s["secretRef"] for s in container(deployment(variant))["envFrom"] if "secretRef" in s]
+    assert secrets == [{"name": "prodcat-registry", "optional": True}]
+    example = [
+        doc
+        for path, doc in kubernetes_objects()
+        if path.parent.name == "examples" and doc["kind"] == "Secret"
+    ]
+    assert "prodcat-registry" in {doc["metadata"]["name"] for doc in example}
+
+
+def test_the_seed_job_publishes_to_the_registry_the_categorizer_reads() -> None:
+    job = one("Job", "seed")
+    (seed,) = job["spec"]["template"]["spec"]["containers"]
+    assert {"configMapRef": {"name": one("ConfigMap")["metadata"]["name"]}} in seed["envFrom"]
+    assert '--registry "$PRODCAT_REGISTRY"' in seed["args"][0]
+    assert (
+        job["spec"]["template"]["spec"]["serviceAccountName"]
+        == one("ServiceAccount", "seed")["metadata"]["name"]
+    )
+
+
+OVERLAYS = ("cpu", "gpu", "seed", "cpu-pvc", "seed-pvc")
+
+
+def built(overlay: str) -> list[dict[str, Any]]:
+    """What `kubectl kustomize` makes of an overlay (skipped where kubectl is not installed)."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl (with its built-in kustomize) is not installed")
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(K8S / overlay)], check=True, capture_output=True, text=True
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(rendered) if doc]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_overlay_builds_into_objects_that_follow_the_kubernetes_schema(overlay: str) -> None:
+    for document in built(overlay):
+        if document["kind"] not in CUSTOM_KINDS:
+            kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_pvc_overlay_mounts_the_claim_read_only_where_the_registry_points() -> None:
+    objects = {doc["kind"]: doc for doc in built("cpu-pvc")}
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    assert (
+        volume["persistentVolumeClaim"]["claimName"] == objects["PersistentVolumeClaim"]["metadata"]["name"]
+    )
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"]]
+    assert (mount["mountPath"], mount["readOnly"]) == (objects["ConfigMap"]["data"]["PRODCAT_REGISTRY"], True)
+
+
+def test_the_pvc_seed_writes_the_claim_it_publishes_to() -> None:
+    (job,) = [doc for doc in built("seed-pvc") if doc["kind"] == "Job"]
+    (seed,) = job["spec"]["template"]["spec"]["containers"]
+    (mount,) = [m for m in seed["volumeMounts"] if m["name"] == "registry"]
+    assert {"name": "PRODCAT_REGISTRY", "value": mount["mountPath"]} in seed["env"]
+    assert not mount.get("readOnly", False)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -12,6 +12,9 @@ import pytest
 from prodcat.cli import main
 from tests.cli_runner import run_cli
 
+# The registry is judged with no broker at all: --timeout 0 skips the wait for one.
+NO_BROKER_WAIT = ("--timeout", "0")
+
 
 def test_an_invalid_flag_value_gets_one_line_and_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run_cli(capsys, "consume", "--max-batch-size", "many")
@@ -35,7 +38,7 @@ def test_an_invalid_environment_setting_gets_one_line(
     code, err = run_cli(capsys, "consume")
     assert code == 2
     assert err.strip().splitlines() == [
-        "prodcat: error: invalid settings: top_k: Input should be a valid integer, "
+        "prodcat: error: invalid settings: PRODCAT_TOP_K='zero': Input should be a valid integer, "
         "unable to parse string as an integer"
     ]
 
@@ -49,7 +52,7 @@ def test_a_librdkafka_option_without_a_value_is_rejected(capsys: pytest.CaptureF
 def test_a_missing_registry_gets_one_line_and_exit_code_1(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    code, err = run_cli(capsys, "consume", "--registry", str(tmp_path / "nowhere"))
+    code, err = run_cli(capsys, "consume", "--registry", str(tmp_path / "nowhere"), *NO_BROKER_WAIT)
     assert code == 1
     assert err.strip().splitlines() == [
         f"prodcat: error: no checkpoint at {tmp_path / 'nowhere'}: expected manifest.json or CURRENT"
@@ -64,7 +67,7 @@ def test_a_corrupt_checkpoint_gets_one_line_naming_the_bad_file(
     head = next(registry.glob("*/*/head.safetensors"))
     head.write_bytes(head.read_bytes()[:-16] + b"\0" * 16)
 
-    code, err = run_cli(capsys, "consume", "--registry", str(registry))
+    code, err = run_cli(capsys, "consume", "--registry", str(registry), *NO_BROKER_WAIT)
     assert code == 1
     assert len(err.strip().splitlines()) == 1
     assert "head.safetensors fails its sha256 check" in err
@@ -80,7 +83,7 @@ def test_a_checkpoint_that_disagrees_with_its_golden_set_gets_one_line(
     # Labels in the wrong order: every checksum still verifies, every answer is wrong.
     manifest_path.write_bytes(orjson.dumps({**manifest, "labels": manifest["labels"][::-1]}))
 
-    code, err = run_cli(capsys, "consume", "--registry", str(registry), "--device", "cpu")
+    code, err = run_cli(capsys, "consume", "--registry", str(registry), "--device", "cpu", *NO_BROKER_WAIT)
     assert code == 1
     assert len(err.strip().splitlines()) == 1
     assert "agrees with its golden set on" in err

@@ -15,6 +15,9 @@ from prodcat.cli_service import print_run_summary
 from prodcat.consumer.service import RunSummary
 from prodcat.scratch import scratch_settings
 
+# The registry is judged with no broker at all: --timeout 0 skips the wait for one.
+NO_BROKER_WAIT = ["--timeout", "0"]
+
 
 @pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
@@ -58,7 +61,9 @@ def test_an_illegal_topic_name_gets_one_line_and_exit_code_2(
     monkeypatch.setenv("PRODCAT_OUTPUT_TOPIC", "enriched products")
     code, _, err = run_cli(capsys, "consume")
     assert code == 2
-    assert one_line(err).startswith("prodcat: error: invalid settings: output_topic: 'enriched products' ")
+    assert one_line(err).startswith(
+        "prodcat: error: invalid settings: PRODCAT_OUTPUT_TOPIC='enriched products': 'enriched products' "
+    )
 
 
 def test_a_heartbeat_as_long_as_the_session_gets_one_line_and_exit_code_2(
@@ -126,7 +131,7 @@ def test_the_log_level_is_accepted_before_or_after_the_subcommand(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, before: bool
 ) -> None:
     flag = ["--log-level", "ERROR"]
-    command = ["consume", "--registry", str(tmp_path)]
+    command = ["consume", "--registry", str(tmp_path), *NO_BROKER_WAIT]
     # Exit code 1: the settings were taken and the empty registry refused.
     assert run_cli(capsys, *(flag + command if before else command + flag))[0] == 1
     structlog.get_logger("test").warning("filtered")
@@ -138,7 +143,7 @@ def test_the_log_level_is_read_from_the_environment(
 ) -> None:
     monkeypatch.setenv("PRODCAT_LOG_LEVEL", "error")
     # Exit code 1: the settings were taken and the empty registry refused.
-    assert run_cli(capsys, "consume", "--registry", str(tmp_path))[0] == 1
+    assert run_cli(capsys, "consume", "--registry", str(tmp_path), *NO_BROKER_WAIT)[0] == 1
     structlog.get_logger("test").warning("filtered")
     assert "filtered" not in capsys.readouterr().err
 
@@ -148,7 +153,10 @@ def test_the_log_level_flag_wins_over_the_environment(
 ) -> None:
     monkeypatch.setenv("PRODCAT_LOG_LEVEL", "ERROR")
     # Exit code 1: the settings were taken and the empty registry refused.
-    assert run_cli(capsys, "consume", "--registry", str(tmp_path), "--log-level", "INFO")[0] == 1
+    assert (
+        run_cli(capsys, "consume", "--registry", str(tmp_path), "--log-level", "INFO", *NO_BROKER_WAIT)[0]
+        == 1
+    )
     structlog.get_logger("test").warning("kept")
     assert "kept" in capsys.readouterr().err
 
@@ -159,14 +167,14 @@ def test_an_invalid_log_level_in_the_environment_gets_one_line_and_exit_code_2(
     monkeypatch.setenv("PRODCAT_LOG_LEVEL", "loud")
     code, _, err = run_cli(capsys, "consume")
     assert code == 2
-    assert one_line(err).startswith("prodcat: error: invalid settings: log_level: ")
+    assert one_line(err).startswith("prodcat: error: invalid settings: PRODCAT_LOG_LEVEL='loud': ")
 
 
 def test_a_training_option_is_read_from_the_environment(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("PRODCAT_PER_CLASS", "2")
-    monkeypatch.setenv("PRODCAT_OUT", str(tmp_path / "sample.jsonl"))
+    monkeypatch.setenv("PRODCAT_DATASET_PER_CLASS", "2")
+    monkeypatch.setenv("PRODCAT_DATASET_OUT", str(tmp_path / "sample.jsonl"))
     assert run_cli(capsys, "dataset", "sample")[0] == 0
     per_class = [
         orjson.loads(line)["category"] for line in (tmp_path / "sample.jsonl").read_text().splitlines()
@@ -177,7 +185,7 @@ def test_a_training_option_is_read_from_the_environment(
 def test_a_training_flag_wins_over_its_environment_variable(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("PRODCAT_PER_CLASS", "2")
+    monkeypatch.setenv("PRODCAT_DATASET_PER_CLASS", "2")
     out = tmp_path / "sample.jsonl"
     assert run_cli(capsys, "dataset", "sample", "--out", str(out), "--per-class", "3")[0] == 0
     categories = [orjson.loads(line)["category"] for line in out.read_text().splitlines()]
@@ -187,10 +195,10 @@ def test_a_training_flag_wins_over_its_environment_variable(
 @pytest.mark.parametrize(
     ("variable", "value", "command"),
     [
-        ("PRODCAT_PER_CLASS", "0", ["dataset", "sample", "--out", "x"]),
-        ("PRODCAT_TEXT", "bogus", ["dataset", "build", "--jsonl", __file__, "--out", "x"]),
+        ("PRODCAT_DATASET_PER_CLASS", "0", ["dataset", "sample", "--out", "x"]),
+        ("PRODCAT_DATASET_TEXT", "bogus", ["dataset", "build", "--jsonl", __file__, "--out", "x"]),
         (
-            "PRODCAT_RESUME",
+            "PRODCAT_TRAIN_RESUME",
             "maybe",
             ["train", "--data", __file__, "--base-model", "org/m", "--registry", "r"],
         ),

@@ -35,6 +35,8 @@ def test_every_stderr_line_is_a_json_object_while_no_broker_answers(
         "PRODCAT_GROUP_ID": f"u-{run}",
         "PRODCAT_REGISTRY": str(trained_registry),
         "PRODCAT_DEVICE": "cpu",
+        # Waits for a broker instead of exiting after --timeout: the service's own logging is the subject.
+        "PRODCAT_TIMEOUT": "0",
     }
     env.pop("PRODCAT_LOG_JSON", None)
     stderr_path = tmp_path / "stderr"

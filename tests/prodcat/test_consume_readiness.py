@@ -52,10 +52,10 @@ def settings_without_topics(bootstrap: str) -> ConsumerSettings:
     )
 
 
-def start(settings: ConsumerSettings, registry: Path, port: int) -> subprocess.Popen[bytes]:
+def start(settings: ConsumerSettings, registry: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "prodcat.cli", "consume"],
-        env=consume_env(settings, registry, PRODCAT_METRICS_PORT=str(port)),
+        env=consume_env(settings, registry, PRODCAT_METRICS_PORT=str(port), **env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -83,7 +83,8 @@ def test_a_consumer_started_before_its_topics_exist_becomes_ready_once_they_are_
 
 def test_the_probes_say_the_broker_is_unreachable_while_no_broker_answers(trained_registry: Path) -> None:
     settings, port = settings_without_topics(f"127.0.0.1:{free_port()}"), free_port()
-    process = start(settings, trained_registry, port)
+    # --timeout 0: started before its broker, it waits for one instead of exiting.
+    process = start(settings, trained_registry, port, PRODCAT_TIMEOUT="0")
     try:
         # Past start-up: the service is waiting for topics it cannot even ask about.
         wait_until(lambda: "waiting for topics" in probe(port, "/readyz")[1], process)

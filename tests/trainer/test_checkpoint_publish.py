@@ -3,6 +3,7 @@ from __future__ import annotations
 import stat
 from collections.abc import Callable
 from datetime import UTC, datetime
+from importlib.metadata import version as installed_version
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,12 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from prodcat.errors import CheckpointError
 from prodcat.model.checkpoint import MANIFEST_FILE, read_current, resolve, verify
 from prodcat.model.classifier import ProductClassifier
+from prodcat.model.registry import open_registry
+from prodcat.model.store import WriteConflict
 from prodcat.schemas.labels import DEFAULT_CATEGORIES
 from prodcat.schemas.manifest import TrainingRecipe
 from prodcat.trainer import publish as publish_module
-from prodcat.trainer.publish import list_versions, promote, publish, rollback
+from prodcat.trainer.publish import library_versions, list_versions, promote, publish, rollback
 
 MODEL_NAME = "product-categorizer"
 RECIPE = TrainingRecipe(
@@ -94,6 +97,11 @@ def test_published_files_are_readable_by_other_users(publish_one: Publish) -> No
 def test_manifest_records_the_library_versions(publish_one: Publish) -> None:
     manifest = verify(publish_one()).manifest
     assert set(manifest.library_versions) == {"torch", "transformers", "peft", "tokenizers"}
+
+
+def test_a_library_that_is_not_installed_is_left_out_of_the_recorded_versions() -> None:
+    # As peft is after a full fine-tune in an install without the `train` extra.
+    assert library_versions(("torch", "no-such-distribution")) == {"torch": installed_version("torch")}
 
 
 def test_published_weights_are_stored_in_the_manifest_dtype(publish_one: Publish) -> None:
@@ -205,3 +213,17 @@ def test_rollback_with_no_earlier_live_version_is_refused(publish_one: Publish, 
     publish_one("v1")
     with pytest.raises(CheckpointError, match="no earlier live version"):
         rollback(registry, MODEL_NAME)
+
+
+def test_of_two_local_promotes_that_read_the_same_history_the_second_changes_nothing(
+    publish_one: Publish, registry: Path
+) -> None:
+    publish_one("v1")
+    publish_one("v2")
+    local = open_registry(registry)
+    history, tag = local.history(MODEL_NAME)
+    local.move(MODEL_NAME, [*history, "v1"], read_as=tag, action="promote")
+
+    with pytest.raises(WriteConflict, match="another promote or rollback won"):
+        local.move(MODEL_NAME, [*history, "v2"], read_as=tag, action="promote")
+    assert read_current(registry / MODEL_NAME) == "v1"
