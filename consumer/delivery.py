@@ -181,9 +181,8 @@ class Delivery(Generic[R]):
         self._raise_failure()
         if not self._exactly_once:
             self._settle_refusals()
-            for tp in self._source.take_failed_commits():
-                # Sent again below although it did not advance: the broker never took it.
-                self._offsets.partition(tp).committed = None
+            # Sent again below although they did not advance: the broker never took them.
+            self._offsets.commit_again(self._source.take_failed_commits())
         if self._clock() - self._last_commit >= self._interval_s:
             self._commit(asynchronous=True)
 

@@ -84,6 +84,13 @@ class OffsetTracker:
             if state is not None:
                 state.committed = offset
 
+    def commit_again(self, partitions: set[TopicPartitionKey]) -> None:
+        """The last commit of these partitions did not take: offer their offsets again."""
+        for tp in partitions:
+            state = self._partitions.get(tp)
+            if state is not None:
+                state.committed = None
+
     def committed_offsets(self) -> dict[TopicPartitionKey, int]:
         return {tp: s.committed for tp, s in self._partitions.items() if s.committed is not None}
 
