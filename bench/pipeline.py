@@ -13,6 +13,10 @@
 4. Processes: `prodcat consume --processes N` against one process, tiny model.
 5. A real model shape (Qwen3-Embedding-0.6B's config, random weights) on this machine's
    device (CUDA when one answers and --device allows): the engine against the reference recipe.
+6. Latency: p50/p99 end to end at steady arrival rates (50 and 200 events/s), tiny
+   trained model, beside the floor of one forward pass plus two broker hops.
+
+Passes compared with each other run alternately, `--repeats` times, and report medians.
 
 Real titles from ../shared/data when present, else the sample corpus; the broker named by
 KAFKA_BOOTSTRAP_SERVERS, else the embedded one. Every section prints the command that
@@ -27,17 +31,16 @@ import sys
 import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from bench import padding
+from bench import latency, padding
+from bench.context import Context, events_flags
 from bench.corpus import (
     MAX_LENGTH,
     QWEN3_TOKENIZER,
     REAL_TITLES,
-    BenchTokenizer,
     cycle,
     load_titles,
     load_tokenizer,
@@ -47,98 +50,23 @@ from bench.model_shape import compare
 from bench.processes import cli_pass, consume_command, shown
 from bench.report import record_result
 from bench.stand_in import SimulatedDevice
-from bench.streams import Pass, bare_client_pass, fresh_input, service_pass
+from bench.streams import Pass
+from bench.throughput import kafka_section, overlap, parse_rates
 from prodcat.broker import EmbeddedBroker
 from prodcat.cli_env import kafka_bootstrap_from_env
 from prodcat.consumer.batcher import BatchLimits
 from prodcat.consumer.config import ConsumerSettings
 from prodcat.consumer.logs import configure_logging
+from prodcat.model.loading import load_model
+from prodcat.scratch import scratch_settings
 from prodcat.trainer.sample_corpus import generate, write_jsonl
 from prodcat.trainer.tiny_base import build_tiny_base
 from prodcat.trainer.train import TrainConfig, train
 
 SECTION = "pipeline"
-SECTIONS = ("overlap", "padding", "kafka", "processes", "shape")
-TOP_K = 3
+SECTIONS = ("overlap", "padding", "kafka", "processes", "shape", "latency")
 # Arrival rates at which the padding of a window cut by --max-wait-ms is shown.
 LOW_LOADS = (500.0, 2_000.0, 10_000.0)
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    args: argparse.Namespace
-    bootstrap: str
-    work: Path
-    tokenizer: BenchTokenizer
-    titles: list[str]
-    source: str
-    values: list[bytes]
-
-    def service(self, model: SimulatedDevice, *, sequential: bool) -> Pass:
-        return service_pass(self.fresh_input(), model, len(self.titles), sequential=sequential)
-
-    def fresh_input(self) -> ConsumerSettings:
-        """Settings on fresh topics, the input holding this run's events."""
-        args = self.args
-        return fresh_input(
-            self.bootstrap,
-            self.values,
-            partitions=args.partitions,
-            max_batch_size=args.max_batch_size,
-            max_wait_ms=args.max_wait_ms,
-        )
-
-    def device(self, seconds_per_batch: float) -> SimulatedDevice:
-        return SimulatedDevice(
-            self.tokenizer.tokenizer, seconds_per_batch=seconds_per_batch, max_length=MAX_LENGTH
-        )
-
-    def command(self, section: str, *flags: str) -> str:
-        return " ".join(["python -m bench.pipeline --sections", section, *flags])
-
-
-def events_flags(args: argparse.Namespace) -> list[str]:
-    return [
-        f"--events {args.events}",
-        f"--partitions {args.partitions}",
-        f"--max-batch-size {args.max_batch_size}",
-        f"--max-wait-ms {args.max_wait_ms:g}",
-    ]
-
-
-def overlap(ctx: Context) -> list[str]:
-    args = ctx.args
-    lines = [
-        f"### 1. Overlap on a simulated device ({ctx.tokenizer.name} tokenizer, {ctx.source})",
-        "",
-        f"Command: `{ctx.command('overlap', *events_flags(args), '--rates ' + args.rates)}`",
-        "",
-        f"{len(ctx.titles)} events per pass; the stand-in sleeps max_batch_size / rate = "
-        f"{args.max_batch_size} / rate seconds per batch, whatever the batch holds. For each rate "
-        "the Kafka path alone (no-op model) is measured again just before, since the machine is shared; "
-        "device alone replays each pass's own batches back to back.",
-        "",
-        "| device rate | loop | end to end events/s | Kafka path alone | device alone | overlap efficiency |",
-        "|---|---|---|---|---|---|",
-    ]
-    for rate in parse_rates(args.rates):
-        kafka_alone = ctx.service(ctx.device(0.0), sequential=False)
-        for loop, sequential in (("overlapped (engine v2)", False), ("sequential (old loop)", True)):
-            model = SimulatedDevice.at_rate(
-                ctx.tokenizer.tokenizer,
-                titles_per_s=rate,
-                max_batch_size=args.max_batch_size,
-                max_length=MAX_LENGTH,
-            )
-            end_to_end = ctx.service(model, sequential=sequential)
-            device_alone = model.replay_rate(TOP_K)
-            bound = min(kafka_alone.per_second, device_alone)
-            efficiency = end_to_end.per_second / bound if bound > 0 else 0.0
-            lines.append(
-                f"| {rate:,.0f}/s | {loop} | {end_to_end.per_second:,.0f} | "
-                f"{kafka_alone.per_second:,.0f} | {device_alone:,.0f} | **{efficiency:.2f}** |"
-            )
-    return lines
 
 
 def padding_section(ctx: Context, measured: SimulatedDevice) -> list[str]:
@@ -176,26 +104,49 @@ def padding_section(ctx: Context, measured: SimulatedDevice) -> list[str]:
     return lines
 
 
-def kafka_section(ctx: Context) -> list[str]:
+def latency_section(ctx: Context) -> list[str]:
     args = ctx.args
-    kafka_alone = ctx.service(ctx.device(0.0), sequential=False)
-    settings = ctx.fresh_input()
-    bare = bare_client_pass(settings, len(ctx.titles))
-    return [
-        "### 3. Kafka path vs a bare client",
+    registry = args.registry or tiny_registry(ctx.work)
+    model = load_model(registry, device="cpu", min_agreement=0.0)
+    titles = ctx.titles[: args.latency_events]
+    rows = []
+    for rate in parse_rates(args.latency_rates):
+        settings = fresh_settings(ctx)
+        rows.append(latency.paced(settings, model, titles, rate, args.partitions))
+    floor_settings = fresh_settings(ctx)
+    forward = latency.forward_pass_ms(model, titles[0])
+    hop = latency.hop_ms(floor_settings, floor_settings.dead_letter_topic)
+    lines = [
+        "### 6. End-to-end latency at a steady rate (tiny trained model, CPU)",
         "",
-        f"Command: `{ctx.command('kafka', *events_flags(args))}`",
+        f"Command: `{ctx.command('latency', *latency_flags(args))}`",
         "",
-        f"{len(ctx.titles)} events, {args.partitions} partitions, first record to last acknowledged.",
+        f"{len(titles)} events per rate, produced one at a time at a fixed pace; end to end = the enriched "
+        "event read back minus its send time (both Kafka hops included).",
         "",
-        "| loop | events/s |",
-        "|---|---|",
-        "| service, no-op model (parse, validate, tokenize, batch, enrich, produce, ack, commit) | "
-        f"{kafka_alone.per_second:,.0f} |",
-        f"| bare confluent-kafka consume -> produce -> async commit | {bare.per_second:,.0f} |",
-        "",
-        f"Ratio service / bare client: **{kafka_alone.per_second / bare.per_second:.2f}**.",
+        "| events/s | p50 ms | p99 ms |",
+        "|---|---|---|",
     ]
+    lines += [f"| {row.rate:g} | **{row.p50_ms:.1f}** | {row.p99_ms:.1f} |" for row in rows]
+    lines += [
+        "",
+        f"Floor: one forward pass of one title {forward:.1f} ms + two broker hops of {hop:.1f} ms "
+        f"= {forward + 2 * hop:.1f} ms.",
+    ]
+    return lines
+
+
+def latency_flags(args: argparse.Namespace) -> list[str]:
+    return [
+        f"--latency-events {args.latency_events}",
+        f"--latency-rates {args.latency_rates}",
+        f"--max-wait-ms {args.max_wait_ms:g}",
+    ]
+
+
+def fresh_settings(ctx: Context) -> ConsumerSettings:
+    """Fresh, empty topics on the benchmark's broker."""
+    return scratch_settings(ctx.bootstrap, "latency", partitions=ctx.args.partitions, reload_interval_s=0)
 
 
 def processes_section(ctx: Context) -> list[str]:
@@ -270,10 +221,6 @@ def tiny_registry(work: Path) -> Path:
     return work / "registry"
 
 
-def parse_rates(text: str) -> list[float]:
-    return [float(part) for part in text.split(",") if part.strip()]
-
-
 def run(args: argparse.Namespace, bootstrap: str, work: Path) -> str:
     chosen = set(args.sections.split(","))
     loaded = load_titles(args.data)
@@ -305,6 +252,7 @@ def run(args: argparse.Namespace, bootstrap: str, work: Path) -> str:
         ("kafka", lambda: kafka_section(ctx)),
         ("processes", lambda: processes_section(ctx)),
         ("shape", lambda: shape_section(ctx)),
+        ("latency", lambda: latency_section(ctx)),
     ]
     for name, step in steps:
         if name in chosen:
@@ -329,11 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sections", type=sections, default=",".join(SECTIONS))
     parser.add_argument("--events", type=int, default=20_000, help="events per Kafka pass")
     parser.add_argument("--rates", default="5000,20000,50000", help="simulated device rates, titles/s")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating passes per figure (median)")
+    parser.add_argument("--latency-events", type=int, default=500, help="events per latency rate")
+    parser.add_argument("--latency-rates", default="50,200", help="arrival rates of the latency section")
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--max-batch-size", type=int, default=64)
     parser.add_argument("--max-wait-ms", type=float, default=20.0)
     parser.add_argument("--data", type=Path, default=REAL_TITLES, help="titles (JSON lines)")
-    parser.add_argument("--registry", type=Path, help="tiny checkpoint registry for section 4")
+    parser.add_argument("--registry", type=Path, help="tiny checkpoint registry for sections 4 and 6")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--process-timeout-s", type=float, default=300.0)
     parser.add_argument("--shape-model", type=Path, default=QWEN3_TOKENIZER, help="config + tokenizer")

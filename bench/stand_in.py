@@ -122,5 +122,5 @@ class InlineWorker(Generic[T]):
         done, self._done = self._done, []
         return done
 
-    def close(self) -> None:
-        return None
+    def close(self, timeout_s: float) -> bool:
+        return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
@@ -16,7 +17,8 @@ from bench.stand_in import InlineWorker
 from prodcat.consumer.classify.provider import FixedModel
 from prodcat.consumer.client_config import group_consumer_config, kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
-from prodcat.consumer.service import CategorizerService, Item
+from prodcat.consumer.engine.records import Encoded
+from prodcat.consumer.service import CategorizerService
 from prodcat.errors import DeliveryError
 from prodcat.model.runtime import ServingModel
 from prodcat.produce import produce_values
@@ -38,7 +40,13 @@ class Pass:
 
 
 def fresh_input(
-    bootstrap: str, values: list[bytes], *, partitions: int, max_batch_size: int, max_wait_ms: float
+    bootstrap: str,
+    values: list[bytes],
+    *,
+    partitions: int,
+    max_batch_size: int,
+    max_wait_ms: float,
+    **overrides: Any,
 ) -> ConsumerSettings:
     """Settings naming fresh topics and a fresh group, with `values` already in the input topic."""
     settings = scratch_settings(
@@ -48,6 +56,7 @@ def fresh_input(
         max_batch_size=max_batch_size,
         max_wait_ms=max_wait_ms,
         reload_interval_s=0,
+        **overrides,
     )
     produce_values(values, settings, timeout_s=PRODUCE_TIMEOUT_S)
     return settings
@@ -55,7 +64,7 @@ def fresh_input(
 
 def service_pass(settings: ConsumerSettings, model: ServingModel, events: int, *, sequential: bool) -> Pass:
     """The real service over `events` records; `sequential` runs each batch on the Kafka thread."""
-    worker: InlineWorker[Item] | None = InlineWorker(top_k=settings.top_k) if sequential else None
+    worker: InlineWorker[Encoded] | None = InlineWorker(top_k=settings.top_k) if sequential else None
     summary = CategorizerService(settings, FixedModel(model), worker=worker).run(until_records=events)
     if summary.enriched != events:
         raise DeliveryError(

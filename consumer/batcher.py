@@ -6,7 +6,8 @@ token count and cut into batches, so titles of similar length share a batch and 
 stays close to the real tokens. A batch closes at `max_items` or when one more item
 would push its padded cost (longest x rows, what the device computes) past `max_tokens`.
 One cut window waits at most: the caller stops adding while `room()` is 0, which is how
-backpressure from the device reaches the Kafka poll.
+backpressure from the device reaches the Kafka poll. The window only waits under load:
+when the device is idle the caller takes what is there at once (`next_batch(idle=True)`).
 """
 
 from __future__ import annotations
@@ -79,9 +80,13 @@ class LengthGrouper(Generic[T]):
             return None
         return max(0.0, self._opened_at + self._limits.max_wait_s - self._clock())
 
-    def next_batch(self) -> Batch[T] | None:
-        """The next batch to run, cutting the window when it is full or due; None otherwise."""
-        if not self._cut and self.seconds_until_due() == 0.0:
+    def next_batch(self, *, idle: bool = False) -> Batch[T] | None:
+        """The next batch to run, cutting the window when it is full or due; None otherwise.
+
+        `idle`: the device has nothing to run, so waiting for the window to fill would only
+        add latency; what waits is cut at once.
+        """
+        if not self._cut and (idle or self.seconds_until_due() == 0.0):
             self._cut_window()
         return self._cut.popleft() if self._cut else None
 

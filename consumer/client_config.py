@@ -161,6 +161,7 @@ def group_consumer_config(
         "auto.offset.reset": auto_offset_reset,
         "session.timeout.ms": settings.session_timeout_ms,
         "heartbeat.interval.ms": settings.heartbeat_interval_ms,
+        **settings.kafka_consumer,
     }
 
 

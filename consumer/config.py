@@ -78,7 +78,11 @@ class ConsumerSettings(BaseSettings):
         description="Most padded tokens (longest title x rows) in one forward pass.",
     )
     max_wait_ms: float = Field(
-        default=20.0, ge=0, le=60_000, description="Longest a title waits for its batch to fill."
+        default=20.0,
+        ge=0,
+        le=60_000,
+        description="Longest a title waits for its batch to fill while the device is busy; an idle "
+        "device takes what is waiting at once.",
     )
     top_k: int = Field(default=3, ge=1, le=1000, description="Scores kept per enriched event.")
     review_threshold: float | None = Field(
@@ -106,12 +110,20 @@ class ConsumerSettings(BaseSettings):
         description="Titles gathered (for at most --max-wait-ms) and sorted by token count before "
         "batches are cut, so titles of similar length share a batch.",
     )
+    tokenizer_threads: int | None = Field(
+        default=None,
+        ge=0,
+        le=256,
+        description="Threads that tokenize titles off the Kafka thread (0: on the Kafka thread); "
+        "default: the cores free beside the Kafka thread and the device worker, at least 1.",
+    )
     commit_interval_ms: float = Field(
-        default=0.0,
+        default=1000.0,
         ge=0,
         le=60_000,
-        description="Least time between two asynchronous offset commits (0: commit as soon as "
-        "acknowledged offsets advance).",
+        description="Least time between two asynchronous offset commits, or transactions with "
+        "exactly-once (at least 100 ms there). Revoke and shutdown always commit; a crash re-emits "
+        "about this long's outputs more.",
     )
     delivery: Literal["at-least-once", "exactly-once"] = Field(
         default="at-least-once",
@@ -192,6 +204,11 @@ class ConsumerSettings(BaseSettings):
     kafka: dict[str, str] = Field(
         default_factory=dict,
         description="Extra librdkafka settings for consumer and producer (e.g. security.protocol).",
+    )
+    kafka_consumer: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra librdkafka settings for the consumer alone (e.g. fetch.wait.max.ms), "
+        "which a producer would warn about.",
     )
 
     @model_validator(mode="after")

@@ -29,7 +29,11 @@ class PartitionOffsets:
 
     def mark_done(self, offset: int) -> None:
         in_flight = self.in_flight
-        if in_flight and in_flight[0] == offset and not self.done:
+        if not in_flight or offset < in_flight[0]:
+            # Done already (exactly-once: a refused record's dead letter goes out after its
+            # first output was counted); keeping it would leave `done` a stale entry.
+            return
+        if in_flight[0] == offset and not self.done:
             # The common case, outputs acknowledged in consume order.
             in_flight.popleft()
             self.committable = offset + 1
@@ -79,6 +83,13 @@ class OffsetTracker:
             state = self._partitions.get(tp)
             if state is not None:
                 state.committed = offset
+
+    def commit_again(self, partitions: set[TopicPartitionKey]) -> None:
+        """The last commit of these partitions did not take: offer their offsets again."""
+        for tp in partitions:
+            state = self._partitions.get(tp)
+            if state is not None:
+                state.committed = None
 
     def committed_offsets(self) -> dict[TopicPartitionKey, int]:
         return {tp: s.committed for tp, s in self._partitions.items() if s.committed is not None}

@@ -31,15 +31,17 @@ from pydantic import ValidationError
 
 from prodcat.consumer.client_config import group_consumer_config, kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
-from prodcat.consumer.delivery import Delivery
+from prodcat.consumer.delivery import Delivery, Refusal
 from prodcat.consumer.offsets import PartitionOffsets, TopicPartitionKey
-from prodcat.consumer.sink import KafkaSink
+from prodcat.consumer.sink import Headers, KafkaSink
 from prodcat.consumer.source import KafkaSource
 from prodcat.errors import BrokerError
 from prodcat.schemas.events import DeadLetterEvent, ErrorKind
 
 log = structlog.get_logger(__name__)
 
+# What delivery hands back with a refusal: the re-sent letter's offset, to settle it.
+Ref = tuple[PartitionOffsets, int]
 POLL_S = 0.2
 POLL_RECORDS = 500
 JOIN_TIMEOUT_S = 60.0
@@ -91,7 +93,7 @@ def replay_dead_letters(
 ) -> ReplaySummary:
     """Re-sends dead letters of `kinds` to their source topics; returns what it did."""
     summary = ReplaySummary()
-    delivery: Delivery[None]
+    delivery: Delivery[Ref]
 
     def on_assign(partitions: set[TopicPartitionKey]) -> None:
         progress.positions.update(source.committed_positions(partitions))
@@ -107,10 +109,20 @@ def replay_dead_letters(
         on_revoke=on_revoke,
         on_lost=lambda partitions: delivery.lose(partitions),
     )
+
+    def refused(refusal: Refusal[Ref]) -> None:
+        summary.unreplayable += 1
+        log.warning("replay_refused", reason=refusal.reason)
+        delivery.settle(*refusal.ref)
+
+    sink = KafkaSink(kafka_client_config(settings))
     delivery = Delivery(
         source,
-        KafkaSink(kafka_client_config(settings)),
-        commit_interval_s=settings.commit_interval_ms / 1000.0,
+        sink,
+        on_refusal=refused,
+        # Every poll's progress, at once: polls are already spaced by waiting for their
+        # acknowledgements, and a killed run then re-sends at most two polls.
+        commit_interval_s=0.0,
         timeout_s=settings.shutdown_timeout_s,
     )
     source.start()
@@ -121,7 +133,7 @@ def replay_dead_letters(
         while clock() - quiet_since < idle_s and not progress.at_end(source.assigned):
             if delivery.pending() and not dry_run:
                 # Without this wait, polls outrun acknowledgements and a crash re-sends them all.
-                delivery.sink.poll(POLL_S)
+                delivery.poll(POLL_S)
                 delivery.service()
                 quiet_since = clock()
                 continue
@@ -144,12 +156,9 @@ def replay_dead_letters(
                 state = delivery.track(tp, offset)  # type: ignore[arg-type]
                 _replay_one(message, state, offset, kinds, delivery, summary, dry_run=dry_run)
             if dry_run:
-                delivery.sink.poll(0)
+                delivery.poll(0)
                 continue
             delivery.service()
-            for refusal in delivery.refusals():
-                summary.unreplayable += 1
-                log.warning("replay_refused", reason=refusal.reason)
         ended_by = "end offsets" if progress.at_end(source.assigned) else "quiet"
         if not dry_run:
             delivery.close()
@@ -158,7 +167,7 @@ def replay_dead_letters(
         raise
     finally:
         source.close()
-        delivery.sink.close(discard=failing)
+        sink.close(discard=failing)
     log.info(
         "replay_finished",
         replayed=dict(summary.replayed),
@@ -176,7 +185,7 @@ def _replay_one(
     state: PartitionOffsets,
     offset: int,
     kinds: frozenset[ErrorKind],
-    delivery: Delivery[None],
+    delivery: Delivery[Ref],
     summary: ReplaySummary,
     *,
     dry_run: bool,
@@ -203,8 +212,9 @@ def _replay_one(
         return
     key = base64.b64decode(letter.original_key_b64) if letter.original_key_b64 is not None else None
     value = base64.b64decode(letter.original_value_b64)
+    headers: Headers | None = message.headers()  # type: ignore[assignment]
     if (
-        delivery.send(state, offset, kind, None, letter.source_topic, value, key, message.headers())  # type: ignore[arg-type]
+        delivery.send(state, offset, kind, (state, offset), letter.source_topic, value, key, headers)
         is not None
     ):
         summary.replayed[kind] -= 1

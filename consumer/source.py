@@ -67,6 +67,7 @@ class KafkaSource:
             "enable.auto.offset.store": False,
             "on_commit": self._committed,
         }
+        self._failed_commits: set[TopicPartitionKey] = set()
         self._topics = topics
         self._on_assign = on_assign
         self._on_revoke = on_revoke
@@ -162,11 +163,18 @@ class KafkaSource:
             )
         return True
 
-    @staticmethod
-    def _committed(error: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        # Asynchronous commits report here; a later commit supersedes a failed one.
+    def _committed(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        # Asynchronous commits report here, during a poll, on the owner's thread.
         if error is not None and error.code() != KafkaError._NO_OFFSET:
             log.warning("async_commit_failed", error=error.str(), code=error.code())
+            self._failed_commits |= _keys(partitions)
+        elif error is None:
+            self._failed_commits |= {(p.topic, p.partition) for p in partitions if p.error is not None}
+
+    def take_failed_commits(self) -> set[TopicPartitionKey]:
+        """Partitions whose asynchronous commit failed since the last call, to be committed again."""
+        failed, self._failed_commits = self._failed_commits, set()
+        return failed
 
     def high_watermarks(self, partitions: set[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
         """Last known end offsets, from fetch responses (no broker round trip)."""

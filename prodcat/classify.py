@@ -34,6 +34,8 @@ from prodcat.schemas.events import MAX_EVENT_BYTES, ErrorKind
 
 InputFormat = Literal["auto", "titles", "events"]
 
+CLOSE_TIMEOUT_S = 30.0
+
 
 @dataclass(slots=True)
 class Line:
@@ -79,7 +81,8 @@ def classify_stream(
                     "the model or its device is broken"
                 )
     finally:
-        worker.close()
+        # A device that hangs must not hang the command: the worker thread is a daemon.
+        worker.close(timeout_s=CLOSE_TIMEOUT_S)
     return summary
 
 

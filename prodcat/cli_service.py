@@ -36,6 +36,7 @@ REPLAY_SETTINGS = (
     "dead_letter_topic",
     "group_id",
     "kafka",
+    "kafka_consumer",
     "session_timeout_ms",
     "heartbeat_interval_ms",
     "shutdown_timeout_s",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from prodcat.broker import consumer_settings_for
 from prodcat.consumer.client_config import kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
 from prodcat.consumer.topics import ensure_topics
@@ -17,7 +18,8 @@ def scratch_settings(
 
     Fresh names make counting what arrived trivial, and keep a group that Tansu jammed
     in one run (closed mid-rebalance) from affecting the next. Short sessions and
-    heartbeats because every group join waits half a session on Tansu.
+    heartbeats because every group join waits half a session on Tansu, and short fetch waits
+    on an embedded broker (`prodcat.broker.consumer_settings_for`).
     """
     run = f"{prefix}-{uuid.uuid4().hex[:8]}"
     settings = ConsumerSettings(
@@ -29,6 +31,7 @@ def scratch_settings(
             "group_id": run,
             "session_timeout_ms": 6000,
             "heartbeat_interval_ms": 500,
+            "kafka_consumer": consumer_settings_for(bootstrap),
             **overrides,
         }
     )

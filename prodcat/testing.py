@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 import orjson
 import pytest
 
-from prodcat.broker import EmbeddedBroker
+from prodcat.broker import EmbeddedBroker, consumer_settings_for
 from prodcat.cli_env import kafka_bootstrap_from_env
 from prodcat.consumer.config import ConsumerSettings
 
@@ -144,6 +144,7 @@ def consumer_config(bootstrap: str, *, group_id: str | None = None) -> dict[str,
         "group.id": group_id or f"prodcat-test-{uuid.uuid4().hex[:8]}",
         "auto.offset.reset": "earliest",
         **FAST_GROUP_JOIN,
+        **consumer_settings_for(bootstrap),
     }
 
 

@@ -11,11 +11,13 @@ from prodcat.model.runtime import Inference, ServingModel
 
 # Rides at the front of a poisoned title's ids; a real tokenizer never gives a negative id.
 POISON_ID = -1
+# Longest a stand-in pass hangs, so a test that forgets to release it still ends.
+HANG_LIMIT_S = 60.0
 
 
-class ModelWithFault:
-    """A real model behind the whole `ServingModel` contract, each member passed on: the
-    fakes below replace one or two of them, and mypy checks the rest against the Protocol."""
+class WrappedModel:
+    """A real model with every `ServingModel` member passed through by name (no `__getattr__`,
+    so the type checker holds each fault model to the protocol); subclasses override what they fault."""
 
     def __init__(self, real: ServingModel) -> None:
         self._real = real
@@ -50,7 +52,7 @@ class ModelWithFault:
         self._real.health()
 
 
-class PoisonSensitiveModel(ModelWithFault):
+class PoisonSensitiveModel(WrappedModel):
     """The real model, except that any batch holding a poison title fails as a whole,
     as a batch does when one input breaks the forward pass."""
 
@@ -66,14 +68,33 @@ class PoisonSensitiveModel(ModelWithFault):
         return self._real.infer(rows, top_k=top_k, embeddings=embeddings)
 
 
-class BrokenDeviceModel(ModelWithFault):
-    """The real model on a device that fails every forward pass."""
+class BrokenDeviceModel(WrappedModel):
+    """The real model on a device that fails every forward pass with a CUDA error; counts the passes."""
+
+    def __init__(self, real: ServingModel) -> None:
+        super().__init__(real)
+        self.passes = 0
 
     def infer(self, rows: Sequence[Sequence[int]], *, top_k: int, embeddings: bool = False) -> Inference:
+        self.passes += 1
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
 
-class RecordingModel(ModelWithFault):
+class FailingModel(WrappedModel):
+    """The real model, except that every forward pass fails on a healthy device (a broken checkpoint)."""
+
+    def infer(self, rows: Sequence[Sequence[int]], *, top_k: int, embeddings: bool = False) -> Inference:
+        raise RuntimeError("forward pass failed")
+
+
+class UnencodableModel(WrappedModel):
+    """The real model with a tokenizer that rejects every title."""
+
+    def encode(self, titles: Sequence[str]) -> list[list[int]]:
+        raise ValueError("the tokenizer rejects this title")
+
+
+class RecordingModel(WrappedModel):
     """The real (or faulty) model, noting each forward pass it runs and the ids of each title
     it tokenized, optionally taking `delay_s` longer per pass, like a busy device."""
 
@@ -117,3 +138,65 @@ class Run:
     @property
     def padded_tokens(self) -> int:
         return max(len(row) for row in self.rows) * len(self.rows)
+
+
+class StandInModel:
+    """Classifies every row as label 0, except that a batch holding a poison row fails as a whole.
+
+    `device_error` makes every pass fail as a broken CUDA device does; `healthy` False makes
+    `health()` raise; `hang` holds every pass until it is set.
+    """
+
+    def __init__(
+        self,
+        *,
+        device_error: bool = False,
+        healthy: bool = True,
+        hang: threading.Event | None = None,
+        version: str = "1",
+    ):
+        self.passes: list[int] = []
+        self.encoded_on: set[str] = set()
+        """Names of the threads that called `encode`."""
+        self._device_error = device_error
+        self._healthy = healthy
+        self._hang = hang
+        self._version = version
+
+    @property
+    def model_name(self) -> str:
+        return "stand-in"
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return ("a", "b")
+
+    @property
+    def max_length(self) -> int:
+        return 8
+
+    @property
+    def device(self) -> str:
+        return "stand-in"
+
+    def encode(self, titles: Sequence[str]) -> list[list[int]]:
+        self.encoded_on.add(threading.current_thread().name)
+        return [[1] for _ in titles]
+
+    def infer(self, rows: Sequence[Sequence[int]], *, top_k: int, embeddings: bool = False) -> Inference:
+        self.passes.append(len(rows))
+        if self._hang is not None:
+            self._hang.wait(HANG_LIMIT_S)
+        if self._device_error:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        if any(row[0] == POISON_ID for row in rows):
+            raise RuntimeError("forward pass failed")
+        return Inference(indices=[[0] for _ in rows], scores=[[1.0] for _ in rows])
+
+    def health(self) -> None:
+        if not self._healthy:
+            raise RuntimeError("device lost")

@@ -8,7 +8,11 @@ the Kafka thread, which collects completions.
 
 A batch that raises is halved and retried here, recursively, so one poisonous title (or
 a batch too large for the device) does not sink its neighbours: only rows that fail on
-their own come back as failures.
+their own come back as failures. Before halving, the failure is classified: a device-level
+error (a CUDA error, a lost device, a model whose `health()` raises) is not the batch's
+fault, so it is not halved through 2n-1 passes; it comes back as `DeviceFailure` and the
+member stops with its offsets uncommitted. `close` and every wait take a deadline, so a
+hung device cannot hold the Kafka thread (and the group's rebalance) for ever.
 """
 
 from __future__ import annotations
@@ -18,16 +22,32 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import structlog
 
+from prodcat.errors import InferenceUnavailable
 from prodcat.model.runtime import ServingModel
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 IN_FLIGHT_LIMIT = 2
+# Errors that say the device, not the batch, is broken (torch's CUDA error text; torch >= 2.8
+# raises `torch.AcceleratorError` for them). Out-of-memory is not one: a smaller batch may fit.
+DEVICE_ERROR_MARKERS = ("CUDA error", "device-side assert", "CUDA driver", "device lost")
+DEVICE_ERROR_TYPES = ("AcceleratorError",)
+
+
+class DeviceFailure(InferenceUnavailable):
+    """The device cannot run the model (a device-level error, or a device that stopped answering)."""
+
+
+def is_device_error(exc: BaseException) -> bool:
+    if any(cls.__name__ in DEVICE_ERROR_TYPES for cls in type(exc).__mro__):
+        return True
+    text = str(exc)
+    return any(marker in text for marker in DEVICE_ERROR_MARKERS)
 
 
 @dataclass(slots=True)
@@ -50,6 +70,17 @@ class Completion(Generic[T]):
     failures: dict[int, Exception] = field(default_factory=dict)
     started_at: float = 0.0
     seconds: float = 0.0
+
+
+class BatchWorker(Protocol[T]):
+    """What the engine asks of whatever runs its batches: `DeviceWorker`, or a stand-in in a benchmark."""
+
+    @property
+    def outstanding(self) -> int: ...
+    def has_room(self) -> bool: ...
+    def submit(self, batch: DeviceBatch[T]) -> None: ...
+    def collect(self, timeout_s: float) -> list[Completion[T]]: ...
+    def close(self, timeout_s: float) -> bool: ...
 
 
 class DeviceWorker(Generic[T]):
@@ -96,10 +127,20 @@ class DeviceWorker(Generic[T]):
             completions.append(entry)
         return completions
 
-    def close(self) -> None:
-        """Stops the thread once the batches handed over have run; collect them before or after."""
-        self._slot.put(None)
-        self._thread.join()
+    def close(self, timeout_s: float) -> bool:
+        """Stops the thread once the batches handed over have run (collect them before or after);
+        False when it did not stop within `timeout_s` (a hung device: the thread is a daemon)."""
+        deadline = time.monotonic() + timeout_s
+        try:
+            self._slot.put(None, timeout=timeout_s)
+        except queue.Full:
+            pass
+        else:
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            log.error("device_worker_stuck", waited_s=timeout_s)
+            return False
+        return True
 
     def _work(self) -> None:
         while True:
@@ -127,6 +168,7 @@ class DeviceWorker(Generic[T]):
         try:
             inference = model.infer(rows, top_k=self._top_k)
         except Exception as exc:
+            self._check_device(model, exc)
             if len(rows) == 1:
                 completion.failures[start] = exc
                 return
@@ -137,3 +179,16 @@ class DeviceWorker(Generic[T]):
             return
         completion.indices[start : start + len(rows)] = inference.indices
         completion.scores[start : start + len(rows)] = inference.scores
+
+    @staticmethod
+    def _check_device(model: ServingModel, exc: Exception) -> None:
+        """Raises `DeviceFailure` when the failure is the device's, not the batch's."""
+        if is_device_error(exc):
+            raise DeviceFailure(f"the device failed: {type(exc).__name__}: {str(exc)[:200]}") from exc
+        try:
+            model.health()
+        except Exception as health:
+            raise DeviceFailure(
+                f"the device failed its health check after {type(exc).__name__}: {str(exc)[:200]} "
+                f"({type(health).__name__}: {str(health)[:200]})"
+            ) from health

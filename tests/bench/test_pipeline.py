@@ -34,6 +34,7 @@ def test_in_process_sections_finish_and_print_their_commands(
             "--sections=overlap,padding,kafka,shape",
             f"--events={EVENTS}",
             "--rates=50000",
+            "--repeats=1",
             "--partitions=2",
             f"--data={corpus}",
             f"--shape-model={tiny_base}",
@@ -45,6 +46,28 @@ def test_in_process_sections_finish_and_print_their_commands(
     assert code == 0
     assert sorted(commands) == ["1", "2", "3", "5"]
     assert "--sections overlap" in commands["1"]
+
+
+@pytest.mark.usefixtures("on_session_broker")
+def test_latency_section_finishes_and_prints_its_percentiles(
+    corpus: Path, trained_registry: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "--sections=latency",
+            f"--events={EVENTS}",
+            "--latency-events=20",
+            "--latency-rates=50,200",
+            "--partitions=2",
+            f"--data={corpus}",
+            f"--registry={trained_registry}",
+        ]
+    )
+    output = capsys.readouterr().out
+    assert code == 0
+    assert list(section_commands(output)) == ["6"]
+    assert re.search(r"^\| 50 \| \*\*[\d.]+\*\* \| [\d.]+ \|$", output, re.M)
+    assert re.search(r"^\| 200 \| ", output, re.M)
 
 
 @pytest.mark.usefixtures("on_session_broker")

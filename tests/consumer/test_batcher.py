@@ -107,3 +107,14 @@ def test_take_all_empties_the_grouper_of_batched_and_unbatched_items() -> None:
     grouper.add("c", 5)
     assert sorted(grouper.take_all()) == ["b", "c"]
     assert len(grouper) == 0 and grouper.next_batch() is None
+
+
+def test_an_idle_device_takes_the_window_before_it_is_due() -> None:
+    clock = FakeClock()
+    grouper = grouper_factory(clock, max_wait_s=60.0)
+    grouper.add("b", 9)
+    grouper.add("a", 2)
+
+    batch = grouper.next_batch(idle=True)
+
+    assert batch is not None and batch.items == ["a", "b"]

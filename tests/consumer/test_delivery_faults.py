@@ -106,7 +106,11 @@ def rejoined(events_seen: list[str]) -> bool:
 
 
 def consume_process(settings: ConsumerSettings, registry: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = consume_env(settings, registry, PRODCAT_MAX_BATCH_SIZE=str(MAX_BATCH_SIZE))
+    # Commits as soon as offsets advance: the bound below is the engine's own. At the default
+    # cadence a crash re-emits up to one --commit-interval-ms of outputs more.
+    env = consume_env(
+        settings, registry, PRODCAT_MAX_BATCH_SIZE=str(MAX_BATCH_SIZE), PRODCAT_COMMIT_INTERVAL_MS="0"
+    )
     with log.open("ab") as sink:
         return subprocess.Popen(
             [sys.executable, "-m", "prodcat.cli", "consume"], env=env, stdout=sink, stderr=sink

@@ -151,13 +151,25 @@ def test_outputs_of_each_input_partition_keep_its_offset_order(
             assert offsets == sorted(offsets)
 
 
+@pytest.mark.parametrize("tokenizer_threads", [0, 2])
 def test_a_reload_never_mixes_models_in_a_batch_and_each_event_names_the_model_that_ran_it(
-    kafka_bootstrap: str, trained_registry: Path, plain: TorchModel, instructed: TorchModel
+    tokenizer_threads: int,
+    kafka_bootstrap: str,
+    trained_registry: Path,
+    plain: TorchModel,
+    instructed: TorchModel,
 ) -> None:
     # The two checkpoints tokenize differently (one has an instruction), so a row tokenized
     # for one and run on the other is visible; slow passes keep batches waiting at the swap.
+    # The same holds with the tokenizer on threads of its own (test_intake.py pins the race).
     assert plain.version != instructed.version
-    settings = settings_for(kafka_bootstrap, trained_registry, max_batch_size=8, window_size=32)
+    settings = settings_for(
+        kafka_bootstrap,
+        trained_registry,
+        max_batch_size=8,
+        window_size=32,
+        tokenizer_threads=tokenizer_threads,
+    )
     values = events(240)
     produce_values(values, settings)
     runs: list[Run] = []

@@ -13,6 +13,7 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
+from prodcat.consumer.classify.device import DeviceFailure
 from prodcat.consumer.classify.provider import FixedModel
 from prodcat.consumer.client_config import kafka_client_config
 from prodcat.consumer.config import ConsumerSettings
@@ -24,7 +25,7 @@ from prodcat.model.runtime import TorchModel
 from prodcat.produce import produce_values
 from prodcat.schemas import DeadLetterEvent, EnrichedEvent
 from prodcat.scratch import scratch_settings
-from tests.faults import BrokenDeviceModel, PoisonSensitiveModel
+from tests.faults import BrokenDeviceModel, FailingModel, PoisonSensitiveModel, UnencodableModel
 from tests.schemas.published import assert_published
 
 PARTITIONS = 3
@@ -202,12 +203,51 @@ def test_a_model_that_fails_on_everything_stops_the_service_instead_of_dead_lett
     produce_values(values, settings)
 
     with pytest.raises(InferenceUnavailable, match="the model or its device is broken"):
-        CategorizerService(settings, FixedModel(BrokenDeviceModel(classifier))).run(until_records=40)
+        CategorizerService(settings, FixedModel(FailingModel(classifier))).run(until_records=40)
 
-    # Nothing was dead-lettered or committed: a healthy restart of the group gets every event.
-    summary = CategorizerService(settings, FixedModel(classifier)).run(until_records=40)
-    enriched, dead = outputs(settings, 40, 0, settle_s=1.0)
-    assert (summary.enriched, summary.dead_lettered) == (40, 0)
+    assert_a_healthy_restart_gets_every_event(settings, classifier, good)
+
+
+def test_a_tokenizer_that_rejects_everything_stops_the_service_instead_of_dead_lettering_the_stream(
+    kafka_bootstrap: str, trained_registry: Path, classifier: TorchModel
+) -> None:
+    settings = settings_factory(kafka_bootstrap, trained_registry).model_copy(
+        update={"max_failed_in_a_row": 4}
+    )
+    values, good, _bad = events_factory(40)
+    produce_values(values, settings)
+
+    with pytest.raises(InferenceUnavailable, match="failed to tokenize"):
+        CategorizerService(settings, FixedModel(UnencodableModel(classifier))).run(until_records=40)
+
+    assert_a_healthy_restart_gets_every_event(settings, classifier, good)
+
+
+def test_a_device_error_stops_the_service_at_once_without_halving_or_dead_lettering(
+    kafka_bootstrap: str, trained_registry: Path, classifier: TorchModel
+) -> None:
+    # A breaker far away: only classifying the error can stop the stream being dead-lettered.
+    settings = settings_factory(kafka_bootstrap, trained_registry).model_copy(
+        update={"max_failed_in_a_row": 1_000_000}
+    )
+    values, good, _bad = events_factory(40)
+    produce_values(values, settings)
+    broken = BrokenDeviceModel(classifier)
+
+    with pytest.raises(DeviceFailure, match="CUDA error"):
+        CategorizerService(settings, FixedModel(broken)).run(until_records=40)
+
+    assert broken.passes == 1
+    assert_a_healthy_restart_gets_every_event(settings, classifier, good)
+
+
+def assert_a_healthy_restart_gets_every_event(
+    settings: ConsumerSettings, classifier: TorchModel, good: set[str]
+) -> None:
+    """Nothing was dead-lettered or committed: a healthy restart of the group gets every event."""
+    summary = CategorizerService(settings, FixedModel(classifier)).run(until_records=len(good))
+    enriched, dead = outputs(settings, len(good), 0, settle_s=1.0)
+    assert (summary.enriched, summary.dead_lettered) == (len(good), 0)
     assert {orjson.loads(r.value or b"")["id"] for r in enriched} == good
     assert dead == []
 

@@ -1,0 +1,38 @@
+"""The output builder: a classified record's enriched event, as bytes.
+
+The producer's own bytes with the classification spliced in (`consumer/outputs.py`),
+naming the model that ran its batch and the batch's timings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prodcat.consumer.engine.records import Classified, Valid
+from prodcat.consumer.outputs import enriched_value
+
+
+def classification(valid: Valid, classified: Classified) -> dict[str, Any]:
+    run = classified.run
+    model = run.batch.model
+    labels = model.labels
+    indices, scores = run.indices[classified.row], run.scores[classified.row]
+    return {
+        "label": labels[indices[0]],
+        "confidence": scores[0],
+        "top_k": [{"label": labels[i], "score": s} for i, s in zip(indices, scores, strict=True)],
+        "model_name": model.model_name,
+        "model_version": model.version,
+        "timings": {
+            "queued_ms": max(0.0, run.started_at - valid.record.accepted_at) * 1000.0,
+            "inference_ms": run.seconds * 1000.0,
+            "batch_size": len(run.batch.items),
+        },
+    }
+
+
+def enriched_event(valid: Valid, classified: Classified) -> bytes:
+    """Raises orjson's errors when the document had to be rebuilt and cannot be written."""
+    return enriched_value(
+        valid.record.value or b"", classification(valid, classified), replaces_field=valid.replaces_field
+    )
