@@ -42,6 +42,12 @@ class ModelSource(Protocol):
         """A newly loaded and checked model, once, which is `current` from now on; else None."""
         ...
 
+    @property
+    def candidate(self) -> ServingModel | None:
+        """The registry's candidate, loaded through the same gate with the serving label set,
+        for the shadow to judge beside `current`; None when there is none (the usual case)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -56,6 +62,10 @@ class FixedModel:
         return self._model
 
     def poll(self) -> ServingModel | None:
+        return None
+
+    @property
+    def candidate(self) -> ServingModel | None:
         return None
 
     def close(self) -> None:
@@ -169,6 +179,11 @@ class ModelProvider:
     @property
     def current(self) -> TorchModel:
         return self._model
+
+    @property
+    def candidate(self) -> TorchModel | None:
+        # No candidate is loaded yet: the registry has no candidate pointer to follow.
+        return None
 
     @property
     def state(self) -> State:
