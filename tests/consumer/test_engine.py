@@ -113,6 +113,7 @@ class SwitchingSource:
 
     def __init__(self, first: RecordingModel, second: RecordingModel, runs: list[Run], after_runs: int):
         self.current: ServingModel = first
+        self.candidate: ServingModel | None = None
         self._second = second
         self._runs = runs
         self._after_runs = after_runs

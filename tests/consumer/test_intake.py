@@ -24,6 +24,7 @@ class Models:
 
     def __init__(self, current: ServingModel) -> None:
         self.current = current
+        self.candidate: ServingModel | None = None
 
     def poll(self) -> ServingModel | None:
         return None
