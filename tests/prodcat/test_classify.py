@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator
 
 from prodcat.classify import classify_stream
 from prodcat.consumer.batcher import BatchLimits
+from prodcat.consumer.classify.device import DeviceFailure
 from prodcat.errors import InferenceUnavailable
 from prodcat.model.loading import load_model
 from prodcat.model.runtime import Inference, ServingModel
@@ -164,8 +165,8 @@ def test_stdin_is_read_when_no_file_is_named(
     assert code == 0 and orjson.loads(out)["title"] == "Silk Scarf"
 
 
-class BrokenDevice:
-    """A ServingModel whose every forward pass fails, as on a lost device."""
+class BrokenModel:
+    """A ServingModel whose every forward pass fails on a healthy device (a broken checkpoint)."""
 
     model_name = "broken"
     version = "v0"
@@ -177,14 +178,21 @@ class BrokenDevice:
         return [[1, 2, 3] for _ in titles]
 
     def infer(self, rows: Sequence[Sequence[int]], *, top_k: int, embeddings: bool = False) -> Inference:
-        raise RuntimeError("device lost")
+        raise RuntimeError("forward pass failed")
+
+    def health(self) -> None:
+        return None
+
+
+class LostDevice(BrokenModel):
+    """The same model on a device that is gone: its health check fails too."""
 
     def health(self) -> None:
         raise RuntimeError("device lost")
 
 
 def test_a_model_that_fails_on_every_title_stops_the_run() -> None:
-    model: ServingModel = BrokenDevice()
+    model: ServingModel = BrokenModel()
     out, errors = io.BytesIO(), io.BytesIO()
     with pytest.raises(InferenceUnavailable, match="4 titles in a row failed"):
         classify_stream(
@@ -200,3 +208,19 @@ def test_a_model_that_fails_on_every_title_stops_the_run() -> None:
     assert [orjson.loads(line)["error_kind"] for line in errors.getvalue().splitlines()] == [
         "inference_failed"
     ] * 4
+
+
+def test_a_lost_device_stops_the_run_at_the_first_batch_without_error_lines() -> None:
+    model: ServingModel = LostDevice()
+    out, errors = io.BytesIO(), io.BytesIO()
+    with pytest.raises(DeviceFailure, match="device lost"):
+        classify_stream(
+            [b"a\n", b"b\n", b"c\n", b"d\n"],
+            model,
+            BatchLimits(),
+            top_k=1,
+            out=out,
+            errors=errors,
+            max_failed_in_a_row=4,
+        )
+    assert out.getvalue() == b"" and errors.getvalue() == b""
