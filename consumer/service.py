@@ -4,9 +4,9 @@ Two threads. The Kafka thread owns the consumer, the producer, offsets and every
 call: it polls, validates, tokenizes, groups by length and hands batches to the device
 worker (`classify/device.py`), and turns completed batches into enriched events or dead
 letters, in consume order per partition. The device worker only runs batches. Every
-consumed offset ends as exactly one enriched or dead-letter record; delivery
-(`delivery.py`) owns the commit sequence. What the service holds is created in the order
-producer -> device worker -> tokenizer pool -> consumer and closed in reverse on every path; the process-wide
+consumed offset ends as exactly one enriched or dead-letter record (a flagged one also as a
+review copy); delivery (`delivery.py`) owns the commit sequence. What the service holds is
+created in the order producer -> device worker -> tokenizer pool -> consumer and closed in reverse on every path; the process-wide
 GIL switch interval it sets is restored when `run` returns.
 """
 
@@ -29,17 +29,18 @@ from prodcat.consumer.config import ConsumerSettings
 from prodcat.consumer.delivery import Delivery
 from prodcat.consumer.engine.bootstrap import await_topics
 from prodcat.consumer.engine.breaker import FailureBreaker
-from prodcat.consumer.engine.dead_letters import DeadLetterRouter, Ref
+from prodcat.consumer.engine.dead_letters import REVIEW, DeadLetterRouter, Ref
 from prodcat.consumer.engine.intake import Intake
 from prodcat.consumer.engine.rebalance import RebalanceHandler
 from prodcat.consumer.engine.records import Encoded
-from prodcat.consumer.engine.release import Completions, OutputStage
+from prodcat.consumer.engine.release import Completions, OutputStage, ReviewRouting
 from prodcat.consumer.engine.reorder import ReorderBuffer
 from prodcat.consumer.engine.reporting import Reporter, RunSummary
 from prodcat.consumer.engine.scheduler import Scheduler
 from prodcat.consumer.engine.tokenize import InlineTokenizer, PooledTokenizer, TokenizerStage
 from prodcat.consumer.health import Readiness
 from prodcat.consumer.metrics import Metrics
+from prodcat.consumer.review import ReviewPolicy
 from prodcat.consumer.sink import KafkaSink
 from prodcat.consumer.source import KafkaSource
 from prodcat.consumer.tokenize_pool import default_tokenizer_threads
@@ -181,7 +182,15 @@ class CategorizerService:
         router.append(dead_letters)
         breaker = FailureBreaker(settings.max_failed_in_a_row)
         output = OutputStage(
-            delivery=delivery, dead_letters=dead_letters, topic=settings.output_topic, metrics=self.metrics
+            delivery=delivery,
+            dead_letters=dead_letters,
+            topic=settings.output_topic,
+            metrics=self.metrics,
+            review=None
+            if settings.review_topic is None
+            else ReviewRouting(
+                ReviewPolicy(settings.review_threshold, settings.review_margin), settings.review_topic
+            ),
         )
         reorder = ReorderBuffer(output.release)
         grouper: LengthGrouper[Encoded] = LengthGrouper(settings.batch_limits, self._clock)
@@ -224,7 +233,7 @@ class CategorizerService:
             while not self._stop.is_set():
                 scheduler.round()
                 reporter.report(delivery, source)
-                if until_records is not None and sum(delivery.acknowledged.values()) >= until_records:
+                if until_records is not None and _accounted(delivery) >= until_records:
                     break
             scheduler.drain(settings.shutdown_timeout_s)
             delivery.close()
@@ -237,3 +246,8 @@ class CategorizerService:
     def _model_swapped(self) -> None:
         model = self._models.current
         self.metrics.set_model(name=model.model_name, version=model.version)
+
+
+def _accounted(delivery: Delivery[Ref]) -> int:
+    """Consumed records with their outcome acknowledged (a review copy is a second output, not one)."""
+    return sum(n for kind, n in delivery.acknowledged.items() if kind != REVIEW)
