@@ -6,8 +6,9 @@ worker (`classify/device.py`), and turns completed batches into enriched events 
 letters, in consume order per partition. The device worker only runs batches. Every
 consumed offset ends as exactly one enriched or dead-letter record (a flagged one also as a
 review copy); delivery (`delivery.py`) owns the commit sequence. What the service holds is
-created in the order producer -> device worker -> tokenizer pool -> consumer and closed in reverse on every path; the process-wide
-GIL switch interval it sets is restored when `run` returns.
+created in the order producer -> device worker -> tokenizer pool -> consumer and closed in
+reverse on every path; the process-wide GIL switch interval it sets is restored when `run`
+returns.
 """
 
 from __future__ import annotations
