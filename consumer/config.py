@@ -103,6 +103,10 @@ class ConsumerSettings(BaseSettings):
         default=None,
         description="Topic that events flagged for review are also written to (off when unset).",
     )
+    emit_embeddings: bool = Field(
+        default=False,
+        description="Add each title's pooled embedding (float16, base64) to its enriched event.",
+    )
     window_size: int = Field(
         default=1024,
         ge=1,
@@ -140,7 +144,7 @@ class ConsumerSettings(BaseSettings):
         default=1, ge=1, le=64, description="Consumer-group members run by this command, one process each."
     )
     create_topics: bool = Field(
-        default=False, description="Create the input, output and dead-letter topics when missing."
+        default=False, description="Create the input, output, dead-letter (and review) topics when missing."
     )
     topic_partitions: int = Field(
         default=6, ge=1, le=10_000, description="Partitions of topics made by --create-topics."

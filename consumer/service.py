@@ -142,7 +142,9 @@ class CategorizerService:
         )
         failing = False
         stack.callback(lambda: sink.close(discard=failing))
-        worker: BatchWorker[Encoded] = self._worker or DeviceWorker(top_k=settings.top_k)
+        worker: BatchWorker[Encoded] = self._worker or DeviceWorker(
+            top_k=settings.top_k, embeddings=settings.emit_embeddings
+        )
         stack.callback(worker.close, settings.shutdown_timeout_s)
         threads = (
             default_tokenizer_threads() if settings.tokenizer_threads is None else settings.tokenizer_threads

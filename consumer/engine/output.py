@@ -1,7 +1,8 @@
 """The output builder: a classified record's enriched event, as bytes.
 
 The producer's own bytes with the classification spliced in (`consumer/outputs.py`),
-naming the model that ran its batch and the batch's timings.
+naming the model that ran its batch and the batch's timings; the title's embedding when the
+device worker was asked for them (`--emit-embeddings`), and the review flag when flagged.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def classification(
             "batch_size": len(run.batch.items),
         },
     }
+    if run.embeddings is not None:
+        fields["embedding"] = run.embeddings[classified.row]
     if review is not None:
         fields.update(review_fields(review))
     return fields
