@@ -103,6 +103,17 @@ class ConsumerSettings(BaseSettings):
         default=None,
         description="Topic that events flagged for review are also written to (off when unset).",
     )
+    shadow_fraction: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of batches the registry's candidate also runs on, judged beside the serving "
+        "model (0: off).",
+    )
+    labels_topic: str | None = Field(
+        default=None,
+        description="Topic of true labels the shadow judge scores both models on (followed from its end).",
+    )
     emit_embeddings: bool = Field(
         default=False,
         description="Add each title's pooled embedding (float16, base64) to its enriched event.",

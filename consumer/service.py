@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from pathlib import Path
 
 import structlog
 
@@ -38,20 +39,25 @@ from prodcat.consumer.engine.release import Completions, OutputStage, ReviewRout
 from prodcat.consumer.engine.reorder import ReorderBuffer
 from prodcat.consumer.engine.reporting import Reporter, RunSummary
 from prodcat.consumer.engine.scheduler import Scheduler
+from prodcat.consumer.engine.shadowing import ShadowStage
 from prodcat.consumer.engine.tokenize import InlineTokenizer, PooledTokenizer, TokenizerStage
 from prodcat.consumer.health import Readiness
 from prodcat.consumer.metrics import Metrics
 from prodcat.consumer.review import ReviewPolicy
+from prodcat.consumer.shadow import write_summary
 from prodcat.consumer.sink import KafkaSink
-from prodcat.consumer.source import KafkaSource
+from prodcat.consumer.source import KafkaSource, TopicTail
 from prodcat.consumer.tokenize_pool import default_tokenizer_threads
 from prodcat.errors import ConfigError
+from prodcat.schemas.shadow import ShadowSummary
 
 __all__ = ["CategorizerService", "RunSummary", "kafka_client_config", "transactional_id"]
 
 log = structlog.get_logger(__name__)
 
 GIL_SWITCH_INTERVAL_S = 0.0002
+# How often shadow summaries are written when hot reload (whose interval they follow) is off.
+DEFAULT_SUMMARY_INTERVAL_S = 10.0
 
 
 def transactional_id(settings: ConsumerSettings, member_index: int) -> str:
@@ -71,8 +77,10 @@ class CategorizerService:
         member_index: int = 0,
         clock: Callable[[], float] = time.monotonic,
         worker: BatchWorker[Encoded] | None = None,
+        on_shadow_summary: Callable[[ShadowSummary], None] | None = None,
     ) -> None:
-        """`worker` runs the batches (default: a `DeviceWorker` thread, started by `run`)."""
+        """`worker` runs the batches (default: a `DeviceWorker` thread, started by `run`);
+        `on_shadow_summary` takes the shadow judge's summaries (default: `summary_writer`)."""
         self._settings = settings
         self._models = models
         model = models.current
@@ -84,6 +92,7 @@ class CategorizerService:
         self._member_index = member_index
         self._clock = clock
         self._worker = worker
+        self._on_shadow_summary = on_shadow_summary
         self.metrics = metrics or Metrics()
         self.metrics.set_model(name=model.model_name, version=model.version)
         self.readiness = readiness or Readiness()
@@ -197,6 +206,7 @@ class CategorizerService:
         )
         reorder = ReorderBuffer(output.release)
         grouper: LengthGrouper[Encoded] = LengthGrouper(settings.batch_limits, self._clock)
+        shadow = self._shadow_stage(stack)
         scheduler = Scheduler(
             source=source,
             delivery=delivery,
@@ -219,6 +229,7 @@ class CategorizerService:
             on_records=reporter.consumed,
             max_batch_size=settings.max_batch_size,
             window_size=settings.window_size,
+            shadow=shadow,
         )
         handler.append(
             RebalanceHandler(
@@ -236,6 +247,8 @@ class CategorizerService:
             while not self._stop.is_set():
                 scheduler.round()
                 reporter.report(delivery, source)
+                if shadow is not None:
+                    shadow.round()
                 if until_records is not None and _accounted(delivery) >= until_records:
                     break
             scheduler.drain(settings.shutdown_timeout_s)
@@ -246,9 +259,49 @@ class CategorizerService:
             delivery.abandon()
             raise
 
+    def _shadow_stage(self, stack: ExitStack) -> ShadowStage | None:
+        """The shadow stage when `--shadow-fraction` is above 0 (it idles until there is a candidate)."""
+        settings = self._settings
+        if settings.shadow_fraction <= 0:
+            return None
+        labels: TopicTail | None = None
+        if settings.labels_topic is not None:
+            labels = TopicTail(kafka_client_config(settings, health=self.broker), settings.labels_topic)
+            labels.start()
+            stack.callback(labels.close)
+        shadow = ShadowStage(
+            models=self._models,
+            fraction=settings.shadow_fraction,
+            member=transactional_id(settings, self._member_index),
+            metrics=self.metrics,
+            on_summary=self._on_shadow_summary or summary_writer(settings),
+            summary_interval_s=settings.reload_interval_s or DEFAULT_SUMMARY_INTERVAL_S,
+            clock=self._clock,
+            labels=labels,
+        )
+        stack.callback(shadow.close)
+        return shadow
+
     def _model_swapped(self) -> None:
         model = self._models.current
         self.metrics.set_model(name=model.model_name, version=model.version)
+
+
+def summary_writer(settings: ConsumerSettings) -> Callable[[ShadowSummary], None]:
+    """Where shadow summaries go: the seam the registry store takes over. Today a local
+    registry (a root holding the model's folder, or the model folder itself) gets
+    `write_summary`; any other registry gets none, said once in the log."""
+    location = settings.registry
+    if "://" not in location:
+        root = Path(location)
+
+        def write(summary: ShadowSummary) -> None:
+            model_dir = root / summary.model_name if (root / summary.model_name).is_dir() else root
+            write_summary(model_dir, summary)
+
+        return write
+    log.warning("shadow_summaries_not_written", registry=location, why="only a local registry takes them")
+    return lambda summary: None
 
 
 def _accounted(delivery: Delivery[Ref]) -> int:

@@ -51,6 +51,22 @@ def is_device_error(exc: BaseException) -> bool:
     return any(marker in text for marker in DEVICE_ERROR_MARKERS)
 
 
+@dataclass(frozen=True, slots=True)
+class ShadowPass:
+    """A sampled batch's titles encoded for the candidate, which runs them after the serving pass."""
+
+    model: ServingModel
+    rows: list[list[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowResult:
+    """The candidate's top-1 per row; None when its pass failed (nothing else depends on it)."""
+
+    indices: list[list[int]]
+    scores: list[list[float]]
+
+
 @dataclass(slots=True)
 class DeviceBatch(Generic[T]):
     """Rows of token ids for one model, and the caller's items in the same order."""
@@ -60,6 +76,7 @@ class DeviceBatch(Generic[T]):
     items: list[T]
     padded_tokens: int
     real_tokens: int
+    shadow: ShadowPass | None = None
 
 
 @dataclass(slots=True)
@@ -71,6 +88,7 @@ class Completion(Generic[T]):
     failures: dict[int, Exception] = field(default_factory=dict)
     embeddings: list[dict[str, object] | None] | None = None
     """Per row, its `classification.embedding` (None for a failed row); None unless asked for."""
+    shadow: ShadowResult | None = None
     started_at: float = 0.0
     seconds: float = 0.0
 
@@ -168,7 +186,20 @@ class DeviceWorker(Generic[T]):
         completion.started_at = time.monotonic()
         self._run_rows(batch.model, batch.rows, 0, completion)
         completion.seconds = time.monotonic() - completion.started_at
+        if batch.shadow is not None:
+            completion.shadow = self._run_shadow(batch.shadow)
         return completion
+
+    @staticmethod
+    def _run_shadow(shadow: ShadowPass) -> ShadowResult | None:
+        """The candidate's pass, after the serving one so it never delays an output's timings;
+        its failure costs only the comparison, never an output or an offset."""
+        try:
+            inference = shadow.model.infer(shadow.rows, top_k=1)
+        except Exception as exc:
+            log.warning("shadow_pass_failed", candidate=shadow.model.version, error=str(exc)[:200])
+            return None
+        return ShadowResult(inference.indices, inference.scores)
 
     def _run_rows(
         self, model: ServingModel, rows: Sequence[list[int]], start: int, completion: Completion[T]
