@@ -56,7 +56,9 @@ def median_confidence(model: TorchModel, documents: list[bytes]) -> float:
 
 
 def read(settings: ConsumerSettings, topic: str, expected: int) -> list[Record]:
-    return read_topic(kafka_client_config(settings), topic, expected=expected, timeout_s=WAIT_S, settle_s=1.0)
+    """Committed records only: with exactly-once, an aborted transaction's are not outputs."""
+    config = {**kafka_client_config(settings), "isolation.level": "read_committed"}
+    return read_topic(config, topic, expected=expected, timeout_s=WAIT_S, settle_s=1.0)
 
 
 def committed_everything(settings: ConsumerSettings, inputs: list[Record]) -> bool:
@@ -71,8 +73,9 @@ def committed_everything(settings: ConsumerSettings, inputs: list[Record]) -> bo
     return all(tp.offset == ends[tp.partition] for tp in committed)
 
 
+@pytest.mark.parametrize("delivery", ["at-least-once", "exactly-once"])
 def test_flagged_events_go_to_both_topics_and_unflagged_only_to_the_output(
-    kafka_bootstrap: str, trained_registry: Path, plain: TorchModel
+    delivery: str, kafka_bootstrap: str, trained_registry: Path, plain: TorchModel
 ) -> None:
     documents = values(40)
     threshold = median_confidence(plain, documents)
@@ -84,6 +87,7 @@ def test_flagged_events_go_to_both_topics_and_unflagged_only_to_the_output(
         review_threshold=threshold,
         review_topic=f"review-{uuid.uuid4().hex[:8]}.products.review",
         create_topics=True,
+        delivery=delivery,
     )
     assert settings.review_topic is not None
     produce_values(documents, settings)
