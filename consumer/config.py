@@ -233,9 +233,9 @@ class ConsumerSettings(BaseSettings):
             raise ValueError("input, output and dead-letter topics must all differ")
         return self
 
-    @field_validator("review_topic")
+    @field_validator("review_topic", "labels_topic")
     @classmethod
-    def _legal_review_topic(cls, name: str | None) -> str | None:
+    def _legal_side_topic(cls, name: str | None) -> str | None:
         return None if name is None else _legal_topic(name)
 
     @model_validator(mode="after")
@@ -249,6 +249,19 @@ class ConsumerSettings(BaseSettings):
             raise ValueError("--review-margin compares the two best labels: it needs --top-k 2 or more")
         if self.review_topic in (self.input_topic, self.output_topic, self.dead_letter_topic):
             raise ValueError("the review topic must differ from the input, output and dead-letter topics")
+        return self
+
+    @model_validator(mode="after")
+    def _shadow_labels(self) -> ConsumerSettings:
+        if self.labels_topic is not None and self.labels_topic in (
+            self.input_topic,
+            self.output_topic,
+            self.dead_letter_topic,
+            self.review_topic,
+        ):
+            raise ValueError(
+                "the labels topic must differ from the input, output, dead-letter and review topics"
+            )
         return self
 
     @model_validator(mode="after")
