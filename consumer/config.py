@@ -103,6 +103,21 @@ class ConsumerSettings(BaseSettings):
         default=None,
         description="Topic that events flagged for review are also written to (off when unset).",
     )
+    shadow_fraction: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of batches the registry's candidate also runs on, judged beside the serving "
+        "model (0: off).",
+    )
+    labels_topic: str | None = Field(
+        default=None,
+        description="Topic of true labels the shadow judge scores both models on (followed from its end).",
+    )
+    emit_embeddings: bool = Field(
+        default=False,
+        description="Add each title's pooled embedding (float16, base64) to its enriched event.",
+    )
     window_size: int = Field(
         default=1024,
         ge=1,
@@ -140,7 +155,7 @@ class ConsumerSettings(BaseSettings):
         default=1, ge=1, le=64, description="Consumer-group members run by this command, one process each."
     )
     create_topics: bool = Field(
-        default=False, description="Create the input, output and dead-letter topics when missing."
+        default=False, description="Create the input, output, dead-letter (and review) topics when missing."
     )
     topic_partitions: int = Field(
         default=6, ge=1, le=10_000, description="Partitions of topics made by --create-topics."
@@ -218,9 +233,9 @@ class ConsumerSettings(BaseSettings):
             raise ValueError("input, output and dead-letter topics must all differ")
         return self
 
-    @field_validator("review_topic")
+    @field_validator("review_topic", "labels_topic")
     @classmethod
-    def _legal_review_topic(cls, name: str | None) -> str | None:
+    def _legal_side_topic(cls, name: str | None) -> str | None:
         return None if name is None else _legal_topic(name)
 
     @model_validator(mode="after")
@@ -234,6 +249,19 @@ class ConsumerSettings(BaseSettings):
             raise ValueError("--review-margin compares the two best labels: it needs --top-k 2 or more")
         if self.review_topic in (self.input_topic, self.output_topic, self.dead_letter_topic):
             raise ValueError("the review topic must differ from the input, output and dead-letter topics")
+        return self
+
+    @model_validator(mode="after")
+    def _shadow_labels(self) -> ConsumerSettings:
+        if self.labels_topic is not None and self.labels_topic in (
+            self.input_topic,
+            self.output_topic,
+            self.dead_letter_topic,
+            self.review_topic,
+        ):
+            raise ValueError(
+                "the labels topic must differ from the input, output, dead-letter and review topics"
+            )
         return self
 
     @model_validator(mode="after")

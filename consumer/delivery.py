@@ -8,7 +8,8 @@ offset past it is committed, and no caller touches the producer around the seque
 
 At-least-once (the default): an offset is committed only once it and every earlier offset
 of its partition are done, meaning the output record of each (enriched event, dead letter
-or replayed record) was acknowledged by the broker. Commits go out asynchronously once the
+or replayed record) was acknowledged by the broker; an offset given two outputs (an
+enriched event and its review copy, `expect`) is done once both were. Commits go out asynchronously once the
 committable offsets advance (no closer together than `commit_interval_s`), and
 synchronously when partitions are revoked and at close. An asynchronous commit the
 broker failed is sent again on the next round, and in any case by the synchronous one.
@@ -122,8 +123,13 @@ class Delivery(Generic[R]):
         """Registers a consumed offset, in consume order; the returned handle settles it later."""
         return self._offsets.track(tp, offset)
 
+    def expect(self, state: PartitionOffsets, offset: int, outputs: int) -> None:
+        """The offset will have `outputs` outputs (each sent, or settled in its place); before the first."""
+        state.expect(offset, outputs)
+
     def settle(self, state: PartitionOffsets, offset: int) -> None:
-        """The offset needs no output (replay skipping a dead letter of another kind)."""
+        """The offset needs no (more) output (replay skipping a dead letter of another kind; a review
+        copy not sent because the enriched event was refused)."""
         state.mark_done(offset)
 
     def send(

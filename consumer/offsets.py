@@ -2,7 +2,8 @@
 
 Offsets are tracked per partition in consume order; an offset becomes committable only
 when it and every earlier tracked offset of its partition are done (their output
-acknowledged by the broker), so a crash can re-emit work but never skip it. Whoever
+acknowledged by the broker; for an offset given more than one output, all of them), so a
+crash can re-emit work but never skip it. Whoever
 produces an output holds its partition's `PartitionOffsets` directly: an acknowledgement
 that arrives after the partition was forgotten marks a detached object and changes
 nothing that will ever be committed.
@@ -16,18 +17,33 @@ TopicPartitionKey = tuple[str, int]
 
 
 class PartitionOffsets:
-    __slots__ = ("committable", "committed", "done", "in_flight")
+    __slots__ = ("awaiting", "committable", "committed", "done", "in_flight")
 
     def __init__(self) -> None:
         self.in_flight: deque[int] = deque()
         self.done: set[int] = set()
+        self.awaiting: dict[int, int] = {}
+        """Offsets with more than one output: how many acknowledgements each still needs before its last."""
         self.committable: int | None = None
         self.committed: int | None = None
 
     def track(self, offset: int) -> None:
         self.in_flight.append(offset)
 
+    def expect(self, offset: int, outputs: int) -> None:
+        """The offset is done only once `outputs` of its outputs are acknowledged (default: one)."""
+        if outputs > 1:
+            self.awaiting[offset] = outputs - 1
+
     def mark_done(self, offset: int) -> None:
+        if self.awaiting:
+            left = self.awaiting.get(offset)
+            if left is not None:
+                if left > 1:
+                    self.awaiting[offset] = left - 1
+                else:
+                    del self.awaiting[offset]
+                return
         in_flight = self.in_flight
         if not in_flight or offset < in_flight[0]:
             # Done already (exactly-once: a refused record's dead letter goes out after its

@@ -4,10 +4,11 @@ Two threads. The Kafka thread owns the consumer, the producer, offsets and every
 call: it polls, validates, tokenizes, groups by length and hands batches to the device
 worker (`classify/device.py`), and turns completed batches into enriched events or dead
 letters, in consume order per partition. The device worker only runs batches. Every
-consumed offset ends as exactly one enriched or dead-letter record; delivery
-(`delivery.py`) owns the commit sequence. What the service holds is created in the order
-producer -> device worker -> tokenizer pool -> consumer and closed in reverse on every path; the process-wide
-GIL switch interval it sets is restored when `run` returns.
+consumed offset ends as exactly one enriched or dead-letter record (a flagged one also as a
+review copy); delivery (`delivery.py`) owns the commit sequence. What the service holds is
+created in the order producer -> device worker -> tokenizer pool -> consumer and closed in
+reverse on every path; the process-wide GIL switch interval it sets is restored when `run`
+returns.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from pathlib import Path
 
 import structlog
 
@@ -29,27 +31,33 @@ from prodcat.consumer.config import ConsumerSettings
 from prodcat.consumer.delivery import Delivery
 from prodcat.consumer.engine.bootstrap import await_topics
 from prodcat.consumer.engine.breaker import FailureBreaker
-from prodcat.consumer.engine.dead_letters import DeadLetterRouter, Ref
+from prodcat.consumer.engine.dead_letters import REVIEW, DeadLetterRouter, Ref
 from prodcat.consumer.engine.intake import Intake
 from prodcat.consumer.engine.rebalance import RebalanceHandler
 from prodcat.consumer.engine.records import Encoded
-from prodcat.consumer.engine.release import Completions, OutputStage
+from prodcat.consumer.engine.release import Completions, OutputStage, ReviewRouting
 from prodcat.consumer.engine.reorder import ReorderBuffer
 from prodcat.consumer.engine.reporting import Reporter, RunSummary
 from prodcat.consumer.engine.scheduler import Scheduler
+from prodcat.consumer.engine.shadowing import ShadowStage
 from prodcat.consumer.engine.tokenize import InlineTokenizer, PooledTokenizer, TokenizerStage
 from prodcat.consumer.health import Readiness
 from prodcat.consumer.metrics import Metrics
+from prodcat.consumer.review import ReviewPolicy
+from prodcat.consumer.shadow import write_summary
 from prodcat.consumer.sink import KafkaSink
-from prodcat.consumer.source import KafkaSource
+from prodcat.consumer.source import KafkaSource, TopicTail
 from prodcat.consumer.tokenize_pool import default_tokenizer_threads
 from prodcat.errors import ConfigError
+from prodcat.schemas.shadow import ShadowSummary
 
 __all__ = ["CategorizerService", "RunSummary", "kafka_client_config", "transactional_id"]
 
 log = structlog.get_logger(__name__)
 
 GIL_SWITCH_INTERVAL_S = 0.0002
+# How often shadow summaries are written when hot reload (whose interval they follow) is off.
+DEFAULT_SUMMARY_INTERVAL_S = 10.0
 
 
 def transactional_id(settings: ConsumerSettings, member_index: int) -> str:
@@ -69,8 +77,10 @@ class CategorizerService:
         member_index: int = 0,
         clock: Callable[[], float] = time.monotonic,
         worker: BatchWorker[Encoded] | None = None,
+        on_shadow_summary: Callable[[ShadowSummary], None] | None = None,
     ) -> None:
-        """`worker` runs the batches (default: a `DeviceWorker` thread, started by `run`)."""
+        """`worker` runs the batches (default: a `DeviceWorker` thread, started by `run`);
+        `on_shadow_summary` takes the shadow judge's summaries (default: `summary_writer`)."""
         self._settings = settings
         self._models = models
         model = models.current
@@ -82,6 +92,7 @@ class CategorizerService:
         self._member_index = member_index
         self._clock = clock
         self._worker = worker
+        self._on_shadow_summary = on_shadow_summary
         self.metrics = metrics or Metrics()
         self.metrics.set_model(name=model.model_name, version=model.version)
         self.readiness = readiness or Readiness()
@@ -140,7 +151,9 @@ class CategorizerService:
         )
         failing = False
         stack.callback(lambda: sink.close(discard=failing))
-        worker: BatchWorker[Encoded] = self._worker or DeviceWorker(top_k=settings.top_k)
+        worker: BatchWorker[Encoded] = self._worker or DeviceWorker(
+            top_k=settings.top_k, embeddings=settings.emit_embeddings
+        )
         stack.callback(worker.close, settings.shutdown_timeout_s)
         threads = (
             default_tokenizer_threads() if settings.tokenizer_threads is None else settings.tokenizer_threads
@@ -181,10 +194,19 @@ class CategorizerService:
         router.append(dead_letters)
         breaker = FailureBreaker(settings.max_failed_in_a_row)
         output = OutputStage(
-            delivery=delivery, dead_letters=dead_letters, topic=settings.output_topic, metrics=self.metrics
+            delivery=delivery,
+            dead_letters=dead_letters,
+            topic=settings.output_topic,
+            metrics=self.metrics,
+            review=None
+            if settings.review_topic is None
+            else ReviewRouting(
+                ReviewPolicy(settings.review_threshold, settings.review_margin), settings.review_topic
+            ),
         )
         reorder = ReorderBuffer(output.release)
         grouper: LengthGrouper[Encoded] = LengthGrouper(settings.batch_limits, self._clock)
+        shadow = self._shadow_stage(stack)
         scheduler = Scheduler(
             source=source,
             delivery=delivery,
@@ -207,6 +229,7 @@ class CategorizerService:
             on_records=reporter.consumed,
             max_batch_size=settings.max_batch_size,
             window_size=settings.window_size,
+            shadow=shadow,
         )
         handler.append(
             RebalanceHandler(
@@ -224,7 +247,9 @@ class CategorizerService:
             while not self._stop.is_set():
                 scheduler.round()
                 reporter.report(delivery, source)
-                if until_records is not None and sum(delivery.acknowledged.values()) >= until_records:
+                if shadow is not None:
+                    shadow.round()
+                if until_records is not None and _accounted(delivery) >= until_records:
                     break
             scheduler.drain(settings.shutdown_timeout_s)
             delivery.close()
@@ -234,6 +259,51 @@ class CategorizerService:
             delivery.abandon()
             raise
 
+    def _shadow_stage(self, stack: ExitStack) -> ShadowStage | None:
+        """The shadow stage when `--shadow-fraction` is above 0 (it idles until there is a candidate)."""
+        settings = self._settings
+        if settings.shadow_fraction <= 0:
+            return None
+        labels: TopicTail | None = None
+        if settings.labels_topic is not None:
+            labels = TopicTail(kafka_client_config(settings, health=self.broker), settings.labels_topic)
+            labels.start()
+            stack.callback(labels.close)
+        shadow = ShadowStage(
+            models=self._models,
+            fraction=settings.shadow_fraction,
+            member=transactional_id(settings, self._member_index),
+            metrics=self.metrics,
+            on_summary=self._on_shadow_summary or summary_writer(settings),
+            summary_interval_s=settings.reload_interval_s or DEFAULT_SUMMARY_INTERVAL_S,
+            clock=self._clock,
+            labels=labels,
+        )
+        stack.callback(shadow.close)
+        return shadow
+
     def _model_swapped(self) -> None:
         model = self._models.current
         self.metrics.set_model(name=model.model_name, version=model.version)
+
+
+def summary_writer(settings: ConsumerSettings) -> Callable[[ShadowSummary], None]:
+    """Where shadow summaries go: the seam the registry store takes over. Today a local
+    registry (a root holding the model's folder, or the model folder itself) gets
+    `write_summary`; any other registry gets none, said once in the log."""
+    location = settings.registry
+    if "://" not in location:
+        root = Path(location)
+
+        def write(summary: ShadowSummary) -> None:
+            model_dir = root / summary.model_name if (root / summary.model_name).is_dir() else root
+            write_summary(model_dir, summary)
+
+        return write
+    log.warning("shadow_summaries_not_written", registry=location, why="only a local registry takes them")
+    return lambda summary: None
+
+
+def _accounted(delivery: Delivery[Ref]) -> int:
+    """Consumed records with their outcome acknowledged (a review copy is a second output, not one)."""
+    return sum(n for kind, n in delivery.acknowledged.items() if kind != REVIEW)

@@ -26,6 +26,7 @@ from typing import Generic, Protocol, TypeVar
 
 import structlog
 
+from prodcat.consumer.embeddings import embedding_fields
 from prodcat.errors import InferenceUnavailable
 from prodcat.model.runtime import ServingModel
 
@@ -50,6 +51,22 @@ def is_device_error(exc: BaseException) -> bool:
     return any(marker in text for marker in DEVICE_ERROR_MARKERS)
 
 
+@dataclass(frozen=True, slots=True)
+class ShadowPass:
+    """A sampled batch's titles encoded for the candidate, which runs them after the serving pass."""
+
+    model: ServingModel
+    rows: list[list[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowResult:
+    """The candidate's top-1 per row; None when its pass failed (nothing else depends on it)."""
+
+    indices: list[list[int]]
+    scores: list[list[float]]
+
+
 @dataclass(slots=True)
 class DeviceBatch(Generic[T]):
     """Rows of token ids for one model, and the caller's items in the same order."""
@@ -59,6 +76,7 @@ class DeviceBatch(Generic[T]):
     items: list[T]
     padded_tokens: int
     real_tokens: int
+    shadow: ShadowPass | None = None
 
 
 @dataclass(slots=True)
@@ -68,6 +86,9 @@ class Completion(Generic[T]):
     """Per row, best first; empty for a failed row."""
     scores: list[list[float]]
     failures: dict[int, Exception] = field(default_factory=dict)
+    embeddings: list[dict[str, object] | None] | None = None
+    """Per row, its `classification.embedding` (None for a failed row); None unless asked for."""
+    shadow: ShadowResult | None = None
     started_at: float = 0.0
     seconds: float = 0.0
 
@@ -84,8 +105,11 @@ class BatchWorker(Protocol[T]):
 
 
 class DeviceWorker(Generic[T]):
-    def __init__(self, *, top_k: int) -> None:
+    def __init__(self, *, top_k: int, embeddings: bool = False) -> None:
+        """`embeddings`: also return each row's pooled embedding, encoded for the wire here, off
+        the Kafka thread."""
         self._top_k = top_k
+        self._embeddings = embeddings
         self._slot: queue.Queue[DeviceBatch[T] | None] = queue.Queue(maxsize=1)
         self._done: queue.SimpleQueue[Completion[T] | BaseException] = queue.SimpleQueue()
         self._outstanding = 0
@@ -157,16 +181,31 @@ class DeviceWorker(Generic[T]):
     def _run(self, batch: DeviceBatch[T]) -> Completion[T]:
         n = len(batch.rows)
         completion = Completion(batch, indices=[[] for _ in range(n)], scores=[[] for _ in range(n)])
+        if self._embeddings:
+            completion.embeddings = [None] * n
         completion.started_at = time.monotonic()
         self._run_rows(batch.model, batch.rows, 0, completion)
         completion.seconds = time.monotonic() - completion.started_at
+        if batch.shadow is not None:
+            completion.shadow = self._run_shadow(batch.shadow)
         return completion
+
+    @staticmethod
+    def _run_shadow(shadow: ShadowPass) -> ShadowResult | None:
+        """The candidate's pass, after the serving one so it never delays an output's timings;
+        its failure costs only the comparison, never an output or an offset."""
+        try:
+            inference = shadow.model.infer(shadow.rows, top_k=1)
+        except Exception as exc:
+            log.warning("shadow_pass_failed", candidate=shadow.model.version, error=str(exc)[:200])
+            return None
+        return ShadowResult(inference.indices, inference.scores)
 
     def _run_rows(
         self, model: ServingModel, rows: Sequence[list[int]], start: int, completion: Completion[T]
     ) -> None:
         try:
-            inference = model.infer(rows, top_k=self._top_k)
+            inference = model.infer(rows, top_k=self._top_k, embeddings=self._embeddings)
         except Exception as exc:
             self._check_device(model, exc)
             if len(rows) == 1:
@@ -179,6 +218,10 @@ class DeviceWorker(Generic[T]):
             return
         completion.indices[start : start + len(rows)] = inference.indices
         completion.scores[start : start + len(rows)] = inference.scores
+        if completion.embeddings is not None:
+            if inference.embeddings is None:
+                raise ValueError(f"{model.model_name} returned no embeddings though asked for them")
+            completion.embeddings[start : start + len(rows)] = embedding_fields(inference.embeddings)
 
     @staticmethod
     def _check_device(model: ServingModel, exc: Exception) -> None:

@@ -1,4 +1,6 @@
-"""Topic bootstrap: before subscribing, wait for the three topics (creating them when asked to)."""
+"""Topic bootstrap: before subscribing, wait for the service's topics (creating them when asked to):
+input, output, dead letters, the review topic when review routing is on, and the labels
+topic when the shadow follows one."""
 
 from __future__ import annotations
 
@@ -29,8 +31,12 @@ def await_topics(
     broker: BrokerHealth,
     stop: threading.Event,
 ) -> None:
-    """Until the three topics exist (creating them first when asked to), or until stopped."""
+    """Until the service's topics exist (creating them first when asked to), or until stopped."""
     topics = [settings.input_topic, settings.output_topic, settings.dead_letter_topic]
+    if settings.review_topic is not None:
+        topics.append(settings.review_topic)
+    if settings.shadow_fraction > 0 and settings.labels_topic is not None:
+        topics.append(settings.labels_topic)
     next_log = 0.0
 
     def waiting(missing: list[str]) -> None:

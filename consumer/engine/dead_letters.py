@@ -21,7 +21,9 @@ from prodcat.schemas.events import ErrorKind
 log = structlog.get_logger(__name__)
 
 ENRICHED = "enriched"
-Sent = Literal["enriched", "letter", "bare"]
+# An enriched event's copy on the review topic: a second output of its offset, not a record's outcome.
+REVIEW = "review"
+Sent = Literal["enriched", "review", "letter", "bare"]
 # What delivery hands back with a refusal: the input record and what was sent for it.
 Ref = tuple[Accepted, Sent]
 
@@ -79,6 +81,9 @@ class DeadLetterRouter:
         record, sent = refusal.ref
         if sent == ENRICHED:
             self.output_refused(record, refusal.code, "the broker refused the enriched event")
+        elif sent == REVIEW:
+            # The enriched event stands; the dead letter keeps the lost review copy visible.
+            self.output_refused(record, refusal.code, "the broker refused the review copy")
         else:
             self._letter_refused(
                 record, ErrorKind.UNDELIVERABLE, refusal.reason, refusal.code, bare=sent == "bare"

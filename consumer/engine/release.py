@@ -2,12 +2,15 @@
 
 A completion fills its records' slots (classified, or failed alone); the reorder buffer
 then releases each partition's finished head in consume order, as enriched events or
-`inference_failed` dead letters.
+`inference_failed` dead letters. With review routing on, an event the policy flags is
+enriched with the reason and also written to the review topic (same key and headers); its
+offset is done once both are acknowledged.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import orjson
 import structlog
@@ -15,12 +18,13 @@ import structlog
 from prodcat.consumer.classify.device import Completion
 from prodcat.consumer.delivery import Delivery
 from prodcat.consumer.engine.breaker import FailureBreaker
-from prodcat.consumer.engine.dead_letters import ENRICHED, DeadLetterRouter, Ref
+from prodcat.consumer.engine.dead_letters import ENRICHED, REVIEW, DeadLetterRouter, Ref
 from prodcat.consumer.engine.output import enriched_event
 from prodcat.consumer.engine.records import Classified, Encoded, Failed, Outcome, Slot, Valid
 from prodcat.consumer.engine.reorder import ReorderBuffer
 from prodcat.consumer.metrics import Metrics
-from prodcat.schemas.events import ErrorKind
+from prodcat.consumer.review import ReviewPolicy
+from prodcat.schemas.events import ErrorKind, ReviewReason
 
 log = structlog.get_logger(__name__)
 
@@ -60,16 +64,31 @@ class Completions:
         self._reorder.finish(finished)
 
 
+@dataclass(frozen=True, slots=True)
+class ReviewRouting:
+    """Which events are flagged, and the topic their copies go to."""
+
+    policy: ReviewPolicy
+    topic: str
+
+
 class OutputStage:
     """Produces what the reorder buffer releases: enriched events, or dead letters."""
 
     def __init__(
-        self, *, delivery: Delivery[Ref], dead_letters: DeadLetterRouter, topic: str, metrics: Metrics
+        self,
+        *,
+        delivery: Delivery[Ref],
+        dead_letters: DeadLetterRouter,
+        topic: str,
+        metrics: Metrics,
+        review: ReviewRouting | None = None,
     ) -> None:
         self._delivery = delivery
         self._dead_letters = dead_letters
         self._topic = topic
         self._metrics = metrics
+        self._review = review
 
     def release(self, ready: list[tuple[Valid, Outcome]]) -> None:
         latencies: list[float] = []
@@ -88,9 +107,10 @@ class OutputStage:
             self._metrics.observe_latency(latencies)
 
     def _enrich(self, valid: Valid, classified: Classified) -> None:
-        record = valid.record
+        record, review = valid.record, self._review
+        reason = None if review is None else review.policy.reason(classified.run.scores[classified.row])
         try:
-            value = enriched_event(valid, classified)
+            value = enriched_event(valid, classified, reason)
         # Only a rebuilt document can fail. pydantic-core's nesting limit (about 237 levels) is
         # below orjson's (254) today; this keeps a change in either from wedging a partition.
         except (orjson.JSONEncodeError, orjson.JSONDecodeError) as exc:
@@ -98,6 +118,8 @@ class OutputStage:
                 record, ErrorKind.UNSERIALISABLE, f"the enriched event cannot be written: {exc}"
             )
             return
+        if reason is not None:
+            self._delivery.expect(record.state, record.offset, 2)
         code = self._delivery.send(
             record.state,
             record.offset,
@@ -109,8 +131,34 @@ class OutputStage:
             record.headers,
         )
         if code is not None:
+            if reason is not None:
+                # No review copy of an event that is not out: its share of the offset is settled.
+                self._delivery.settle(record.state, record.offset)
             self._dead_letters.output_refused(
                 record, code, f"the enriched event ({len(value)} bytes) was refused"
+            )
+        elif review is not None and reason is not None:
+            self._send_review_copy(review.topic, valid, classified, reason, value)
+
+    def _send_review_copy(
+        self, topic: str, valid: Valid, classified: Classified, reason: ReviewReason, value: bytes
+    ) -> None:
+        record = valid.record
+        run = classified.run
+        self._metrics.flagged_for_review(run.batch.model.labels[run.indices[classified.row][0]], reason.value)
+        code = self._delivery.send(
+            record.state,
+            record.offset,
+            REVIEW,
+            (record, "review"),
+            topic,
+            value,
+            record.key,
+            record.headers,
+        )
+        if code is not None:
+            self._dead_letters.output_refused(
+                record, code, f"the review copy ({len(value)} bytes) was refused"
             )
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from prodcat.consumer.client_config import BrokerHealth
 from prodcat.consumer.delivery import Delivery
-from prodcat.consumer.engine.dead_letters import ENRICHED, Ref
+from prodcat.consumer.engine.dead_letters import ENRICHED, REVIEW, Ref
 from prodcat.consumer.health import Readiness
 from prodcat.consumer.metrics import Metrics
 from prodcat.consumer.source import KafkaSource
@@ -65,7 +65,7 @@ class Reporter:
                 self._last_done_at = time.monotonic()
                 if kind == ENRICHED:
                     metrics.enriched(new)
-                else:
+                elif kind != REVIEW:
                     metrics.dead_lettered(kind, new)
         metrics.loop_alive(len(source.assigned))
         self._readiness.broker_reachable = self._broker.reachable
@@ -88,6 +88,6 @@ class Reporter:
         return RunSummary(
             consumed=self._consumed,
             enriched=self._reported[ENRICHED],
-            dead_lettered=sum(n for kind, n in self._reported.items() if kind != ENRICHED),
+            dead_lettered=sum(n for kind, n in self._reported.items() if kind not in (ENRICHED, REVIEW)),
             seconds=max(0.0, (self._last_done_at or 0.0) - started) if started is not None else 0.0,
         )

@@ -21,6 +21,7 @@ from prodcat.consumer.engine.dead_letters import Ref
 from prodcat.consumer.engine.intake import Intake
 from prodcat.consumer.engine.records import Encoded
 from prodcat.consumer.engine.release import Completions
+from prodcat.consumer.engine.shadowing import ShadowStage
 from prodcat.consumer.source import KafkaSource
 
 IDLE_POLL_S = 0.1
@@ -47,8 +48,10 @@ class Scheduler:
         on_records: Callable[[int], None],
         max_batch_size: int,
         window_size: int,
+        shadow: ShadowStage | None = None,
     ) -> None:
-        """`on_model` hears of a swapped-in model; `on_records` of each non-empty poll's size."""
+        """`on_model` hears of a swapped-in model; `on_records` of each non-empty poll's size;
+        `shadow` (only when shadowing is on) samples batches for the candidate and judges them."""
         self._source = source
         self._delivery = delivery
         self._worker = worker
@@ -60,6 +63,7 @@ class Scheduler:
         self._on_records = on_records
         self._poll_records = max_batch_size * POLL_BATCHES
         self._max_pending = UNACKNOWLEDGED_WINDOWS * window_size
+        self._shadow = shadow
 
     def round(self) -> None:
         worker, grouper, intake = self._worker, self._grouper, self._intake
@@ -115,6 +119,8 @@ class Scheduler:
     def _collect(self, timeout_s: float) -> None:
         for completion in self._worker.collect(timeout_s):
             self._completions.complete(completion)
+            if self._shadow is not None:
+                self._shadow.complete(completion)
 
     def _dispatch(self) -> None:
         worker, grouper = self._worker, self._grouper
@@ -125,12 +131,13 @@ class Scheduler:
             self._submit(batch)
 
     def _submit(self, batch: Batch[Encoded]) -> None:
-        self._worker.submit(
-            DeviceBatch(
-                model=self._models.current,
-                rows=[encoded.ids for encoded in batch.items],
-                items=batch.items,
-                padded_tokens=batch.padded_tokens,
-                real_tokens=batch.real_tokens,
-            )
+        device_batch = DeviceBatch(
+            model=self._models.current,
+            rows=[encoded.ids for encoded in batch.items],
+            items=batch.items,
+            padded_tokens=batch.padded_tokens,
+            real_tokens=batch.real_tokens,
         )
+        if self._shadow is not None:
+            self._shadow.prepare(device_batch)
+        self._worker.submit(device_batch)

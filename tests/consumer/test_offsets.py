@@ -44,3 +44,16 @@ def test_acknowledgements_for_a_forgotten_partition_are_ignored() -> None:
     state.mark_done(0)
     assert tracker.to_commit() == {}
     assert tracker.pending() == 0
+
+
+def test_an_offset_expecting_two_outputs_is_done_only_once_both_are_acknowledged() -> None:
+    tracker = OffsetTracker()
+    for offset in (10, 11):
+        state = tracker.track(TP, offset)
+    state.expect(10, 2)
+    state.mark_done(10)
+    state.mark_done(11)
+    assert tracker.to_commit() == {}
+    state.mark_done(10)
+    assert tracker.to_commit() == {TP: 12}
+    assert not state.awaiting
