@@ -276,11 +276,16 @@ class ModelProvider:
                 interval_s=0.0,
                 backoff=self._backoff,
                 clock=self._clock,
-                on_result=self._on_result,
+                on_result=self._candidate_result,
                 may_load=lambda: self._reloader.state not in BUSY,
                 role="candidate",
             )
         return True, named
+
+    def _candidate_result(self, result: str) -> None:
+        # A refused candidate counts as a refused reload; a loaded one replaced nothing served.
+        if result == "refused" and self._on_result is not None:
+            self._on_result(result)
 
     def _drop_candidate(self) -> None:
         reloader = self._candidate_reloader
