@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from structlog.testing import capture_logs
 
 from prodcat.consumer.classify.provider import ModelProvider
 from prodcat.model.checkpoint import GOLDEN_FILE, MANIFEST_FILE, file_sha256, resolve
@@ -130,10 +131,12 @@ def test_a_candidate_that_names_the_serving_version_is_not_loaded(local: Registr
     shadowed = Shadowed(local, lambda: now[0])
     local.set_candidate(MODEL, shadowed.provider.current.version)
     now[0] = 5.0
-    shadowed.provider.poll()
-    shadowed.provider.wait_for_reload(10)
-    shadowed.provider.poll()
-    assert (shadowed.provider.candidate, shadowed.results) == (None, {})
+    with capture_logs() as logs:
+        shadowed.provider.poll()
+        shadowed.provider.wait_for_reload(10)
+        shadowed.provider.poll()
+    assert [entry["event"] for entry in logs if entry.get("role") == "candidate"] == []
+    assert shadowed.provider.candidate is None
 
 
 @pytest.fixture

@@ -21,6 +21,8 @@ from prodcat.schemas.manifest import TrainingRecipe
 from prodcat.schemas.shadow import LiveJudgement, ShadowSummary
 from prodcat.trainer.promotion import read_summaries
 from prodcat.trainer.publish import promote, publish
+from prodcat.trainer.records import write_jsonl
+from prodcat.trainer.sample_corpus import generate
 from tests.cli_runner import run_cli, run_cli_output
 from tests.s3 import S3Registry, upload_version
 
@@ -101,6 +103,30 @@ def test_publishing_as_candidate_leaves_current_and_points_candidate_at_the_new_
         [serving],
     )
     assert pointer is not None and pointer.version == "v3"
+
+
+def test_train_as_candidate_publishes_a_version_that_current_does_not_name(
+    local: Registry, tiny_base: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    serving = local.current(MODEL).version
+    data = tmp_path / "titles.jsonl"
+    write_jsonl(generate(per_class=8, seed=5), data)
+    code, out, _ = run_cli_output(
+        capsys,
+        "train",
+        "--data",
+        str(data),
+        "--base-model",
+        str(tiny_base),
+        "--registry",
+        local.uri,
+        "--full-finetune",
+        "--candidate",
+    )
+    pointer = local.candidate(MODEL)
+    assert (code, local.current(MODEL).version) == (0, serving)
+    assert pointer is not None and pointer.version not in (serving, "v2")
+    assert f"{pointer.version} as CANDIDATE (CURRENT unchanged)" in out
 
 
 def test_a_registry_without_a_candidate_names_none(local: Registry) -> None:
