@@ -182,3 +182,43 @@ def test_on_s3_the_candidate_is_followed_and_promoting_it_serves_it_and_drops_it
     provider.poll()
     assert provider.candidate is None
     provider.close()
+
+
+def test_the_candidate_is_not_loaded_while_a_reload_of_current_is_in_flight(local: Registry) -> None:
+    now = [0.0]
+    shadowed = Shadowed(local, lambda: now[0])
+    root = Path(local.uri)
+    copy_as_version(root, root / MODEL / "v2", "v3")
+    promote(local, MODEL, "v2")
+    local.set_candidate(MODEL, "v3")
+    now[0] = 5.0
+    with capture_logs() as logs:
+        shadowed.provider.poll()  # starts the reload of CURRENT; the candidate must wait
+    shadowed.provider.wait_for_reload(10)
+    assert [e["state"] for e in logs if e["event"] == "reload_state" and e.get("role") == "candidate"] == []
+
+    candidate = shadowed.until_candidate()
+    assert (shadowed.provider.current.version, candidate is not None and candidate.version) == ("v2", "v3")
+
+
+def test_a_reload_of_current_waits_while_the_candidate_loads(local: Registry) -> None:
+    now = [0.0]
+    shadowed = Shadowed(local, lambda: now[0])
+    root = Path(local.uri)
+    copy_as_version(root, root / MODEL / "v2", "v3")
+    local.set_candidate(MODEL, "v3")
+    now[0] = 5.0
+    shadowed.provider.poll()  # starts the candidate's load
+    promote(local, MODEL, "v2")
+    now[0] = 10.0
+    with capture_logs() as logs:
+        shadowed.provider.poll()  # the candidate's load has not been taken in yet
+    assert [e for e in logs if e["event"] == "reload_state" and "role" not in e] == []
+
+    now[0] = 15.0
+    deadline = time.monotonic() + 60
+    while shadowed.provider.current.version != "v2" and time.monotonic() < deadline:
+        shadowed.provider.poll()
+        now[0] += 5.0
+        time.sleep(0.02)
+    assert shadowed.provider.current.version == "v2"
