@@ -132,7 +132,7 @@ class Registry:
             raise CheckpointError(f"{where} is not text") from None
         if not version:
             return None
-        check_name("version", version, source=Path(where))
+        check_name("version", version)
         return Pointer(version, blob.tag)
 
     def candidate_tag(self, model: str) -> str | None:

@@ -222,3 +222,18 @@ def test_a_reload_of_current_waits_while_the_candidate_loads(local: Registry) ->
         now[0] += 5.0
         time.sleep(0.02)
     assert shadowed.provider.current.version == "v2"
+
+
+def test_a_candidate_pointer_that_names_no_plain_version_is_refused_once(local: Registry) -> None:
+    now = [0.0]
+    shadowed = Shadowed(local, lambda: now[0])
+    serving = shadowed.provider.current
+    (Path(local.uri) / MODEL / "CANDIDATE").write_text("../v2\n")
+    for seconds in (5.0, 10.0):
+        now[0] = seconds
+        shadowed.provider.poll()
+    assert (shadowed.results, shadowed.provider.candidate, shadowed.provider.current) == (
+        {"refused": 1},
+        None,
+        serving,
+    )
