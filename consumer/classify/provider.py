@@ -137,6 +137,8 @@ class ModelProvider:
         self._candidate_reloader: Reloader[TorchModel] | None = None
         self._next_candidate_check = clock() + interval_s
         self._candidate_refusal: str | None = None
+        # Whether CANDIDATE, when last read, named a version other than the serving one.
+        self._wanted = False
         directory = model.checkpoint.directory
         self._reloader: Reloader[TorchModel] = Reloader(
             source,
@@ -239,8 +241,11 @@ class ModelProvider:
         if now >= self._next_candidate_check:
             self._next_candidate_check = now + self._interval_s
             known, named = self._read_candidate(candidates)
-            if known and (named is None or named.version == self._reloader.serving.version):
-                self._drop_candidate()
+            if known:
+                self._wanted = named is not None and named.version != self._reloader.serving.version
+        if not self._wanted:
+            self._drop_candidate()
+            return
         reloader = self._candidate_reloader
         if reloader is None:
             return
@@ -268,7 +273,7 @@ class ModelProvider:
         self._candidate_refusal = None
         if named is None:
             return True, None
-        if self._candidate_reloader is None and named.version != self._reloader.serving.version:
+        if self._candidate_reloader is None:
             self._candidate_reloader = Reloader(
                 candidates,
                 self._gate,
@@ -290,7 +295,7 @@ class ModelProvider:
     def _drop_candidate(self) -> None:
         reloader = self._candidate_reloader
         if reloader is not None and reloader.state in (State.LOADING, State.VERIFYING):
-            # Never waited for on the Kafka thread: dropped at a poll after its load ends.
+            # Never waited for on the Kafka thread: dropped at the first poll after its load ends.
             return
         if reloader is not None:
             reloader.close()  # its load has ended: returns at once, and lets go of a ready model

@@ -237,3 +237,21 @@ def test_a_candidate_pointer_that_names_no_plain_version_is_refused_once(local: 
         None,
         serving,
     )
+
+
+def test_a_candidate_cleared_while_it_loads_is_never_exposed(local: Registry) -> None:
+    now = [0.0]
+    shadowed = Shadowed(local, lambda: now[0])
+    local.set_candidate(MODEL, "v2")
+    now[0] = 5.0
+    shadowed.provider.poll()  # starts the candidate's load
+    local.clear_candidate(MODEL, "v2")
+    now[0] = 10.0
+    exposed: list[TorchModel | None] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(exposed) < 50:
+        shadowed.provider.poll()
+        exposed.append(shadowed.provider.candidate)
+        now[0] += 0.01  # never reaching the next look at CANDIDATE
+        time.sleep(0.02)
+    assert (set(exposed), shadowed.results) == ({None}, {})
