@@ -48,7 +48,9 @@ from prodcat.consumer.shadow import write_summary
 from prodcat.consumer.sink import KafkaSink
 from prodcat.consumer.source import KafkaSource, TopicTail
 from prodcat.consumer.tokenize_pool import default_tokenizer_threads
-from prodcat.errors import ConfigError
+from prodcat.errors import ConfigError, ProdcatError
+from prodcat.model.checkpoint import CURRENT_FILE, MANIFEST_FILE
+from prodcat.model.registry import is_uri, open_registry
 from prodcat.schemas.shadow import ShadowSummary
 
 __all__ = ["CategorizerService", "RunSummary", "kafka_client_config", "transactional_id"]
@@ -288,20 +290,31 @@ class CategorizerService:
 
 
 def summary_writer(settings: ConsumerSettings) -> Callable[[ShadowSummary], None]:
-    """Where shadow summaries go: the seam the registry store takes over. Today a local
-    registry (a root holding the model's folder, or the model folder itself) gets
-    `write_summary`; any other registry gets none, said once in the log."""
+    """Where shadow summaries go: beside the candidate in the registry the consumer serves
+    from, local or on a store, where `registry promote --candidate` reads them. A consumer
+    started on a checkpoint folder has no registry (and no candidate): it writes none."""
     location = settings.registry
-    if "://" not in location:
-        root = Path(location)
+    path = Path(location)
+    if is_uri(location):
+        registry = open_registry(location)
+    elif (path / CURRENT_FILE).is_file():
+        registry = open_registry(path.parent)  # a model's folder: its registry is the one above
+    elif (path / MANIFEST_FILE).is_file():
+        log.warning(
+            "shadow_summaries_not_written", registry=location, why="a checkpoint folder has no registry"
+        )
+        return lambda summary: None
+    else:
+        registry = open_registry(path)
 
-        def write(summary: ShadowSummary) -> None:
-            model_dir = root / summary.model_name if (root / summary.model_name).is_dir() else root
-            write_summary(model_dir, summary)
+    def write(summary: ShadowSummary) -> None:
+        try:
+            write_summary(registry, summary.model_name, summary)
+        except ProdcatError as exc:
+            # A store that is down now is written to at the next interval; serving goes on.
+            log.warning("shadow_summary_not_written", registry=location, error=str(exc))
 
-        return write
-    log.warning("shadow_summaries_not_written", registry=location, why="only a local registry takes them")
-    return lambda summary: None
+    return write
 
 
 def _accounted(delivery: Delivery[Ref]) -> int:

@@ -13,21 +13,23 @@ Not thread-safe: the engine's Kafka thread owns it, as it owns every other piece
 
 from __future__ import annotations
 
-import os
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
-from pathlib import Path
 
 from pydantic import ValidationError
 
 from prodcat.model.checkpoint import check_name
+from prodcat.model.registry import Registry
+from prodcat.model.store import WriteConflict
 from prodcat.schemas.labels import LabelEvent
 from prodcat.schemas.shadow import Flip, LiveJudgement, ShadowSummary, summary_file
 
 DEFAULT_WINDOW = 100_000
+# Only this member writes its summary's key, so one re-read settles a lost race.
+WRITE_ROUNDS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,12 +203,21 @@ class ShadowJudge:
             raise ValueError(f"{label!r} is not one of the models' labels") from None
 
 
-def write_summary(model_dir: Path, summary: ShadowSummary) -> Path:
-    """Writes the summary beside the candidate's version folder, replacing this member's last one
-    atomically (temp file + rename), so the promotion gate never reads half a file."""
-    path = model_dir / summary_file(summary.candidate_version, summary.member)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pending = path.with_name(f".{path.name}.{os.getpid()}")
-    pending.write_text(summary.model_dump_json(indent=2) + "\n")
-    os.replace(pending, path)
-    return path
+def write_summary(registry: Registry, model: str, summary: ShadowSummary) -> str:
+    """Writes the summary into the registry beside the candidate's version folder
+    (`<model>/.shadow/<candidate>/<member>/summary.json`) and returns its key.
+
+    Each member replaces only its own summary, whole, with a conditional write on the tag it
+    read (create when there is none), so the promotion gate never reads half of one. A lost
+    race can only be against this member's own earlier write (a restart of the same member):
+    it is read again and written over.
+    """
+    key = f"{check_name('model name', model)}/{summary_file(summary.candidate_version, summary.member)}"
+    data = (summary.model_dump_json(indent=2) + "\n").encode()
+    for _ in range(WRITE_ROUNDS):
+        try:
+            registry.store.put_if(key, data, tag=registry.store.tag(key))
+        except WriteConflict:
+            continue
+        return key
+    raise WriteConflict(f"registry {registry.uri}: {key} kept changing while this member wrote it")

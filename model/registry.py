@@ -1,4 +1,4 @@
-"""The registry layout on any store: versions, the CURRENT and HISTORY pointers, downloads.
+"""The registry layout on any store: versions, the CURRENT, HISTORY and CANDIDATE pointers, downloads.
 
 `open_registry(location)` is the one way in: a local path, `s3://bucket/prefix`,
 `gs://bucket/prefix`, `az://container/prefix`, or read-only `hf://org/repo[@revision]`.
@@ -11,7 +11,10 @@ Who writes what, in which order:
   one point where two writers are ordered: the loser changes nothing and is told), then
   brings CURRENT to HISTORY's last entry with conditional writes, re-reading both until
   they agree, so a slower writer can never leave CURRENT behind a newer HISTORY.
-Readers read CURRENT only; a pointer is one small object, replaced whole.
+- a candidate publish, or a promote of the candidate, rewrites CANDIDATE with a conditional
+  write on the tag it read; a cleared CANDIDATE is an empty object (stores here have no
+  delete), read as "no candidate".
+Serving readers read CURRENT; shadows read CANDIDATE; a pointer is one small object, replaced whole.
 """
 
 from __future__ import annotations
@@ -36,10 +39,11 @@ from prodcat.model.checkpoint import (
     verify,
     version_directory,
 )
-from prodcat.model.store import LocalStore, ObjectMissing, RegistryStore, WriteConflict
+from prodcat.model.store import Blob, LocalStore, ObjectMissing, RegistryStore, WriteConflict
 from prodcat.schemas.manifest import CheckpointManifest
 
 HISTORY_FILE = "HISTORY"
+CANDIDATE_FILE = "CANDIDATE"
 SCHEMES = ("s3", "gs", "az", "hf")
 # CURRENT is re-aimed at HISTORY's last entry until both agree; each round is one lost race
 # against a newer writer, so a handful of rounds is plenty.
@@ -75,7 +79,8 @@ class Pointer:
 
 
 class Registry:
-    """`<model>/<version>/` checkpoints, `<model>/CURRENT` and `<model>/HISTORY`, on one store."""
+    """`<model>/<version>/` checkpoints, `<model>/CURRENT`, `<model>/HISTORY` and `<model>/CANDIDATE`,
+    on one store."""
 
     def __init__(self, store: RegistryStore) -> None:
         self.store = store
@@ -113,6 +118,65 @@ class Registry:
     def current_tag(self, model: str) -> str | None:
         """CURRENT's tag alone: the cheap question a consumer asks every poll."""
         return self.store.tag(f"{model}/{CURRENT_FILE}")
+
+    def candidate(self, model: str) -> Pointer | None:
+        """The version CANDIDATE names, with CANDIDATE's tag; None when there is no candidate
+        (no CANDIDATE, or one cleared to empty)."""
+        blob = self.store.get(f"{model}/{CANDIDATE_FILE}")
+        if blob is None:
+            return None
+        where = f"{self.uri}/{model}/{CANDIDATE_FILE}"
+        try:
+            version = blob.data.decode().strip()
+        except UnicodeDecodeError:
+            raise CheckpointError(f"{where} is not text") from None
+        if not version:
+            return None
+        check_name("version", version)
+        return Pointer(version, blob.tag)
+
+    def candidate_tag(self, model: str) -> str | None:
+        """CANDIDATE's tag alone (a HEAD on an object store): what a consumer asks every poll."""
+        return self.store.tag(f"{model}/{CANDIDATE_FILE}")
+
+    def set_candidate(self, model: str, version: str) -> None:
+        """Points CANDIDATE at a published `version`; CURRENT and HISTORY are left as they are.
+
+        WriteConflict when CANDIDATE changed between its read and the write (another writer won).
+        """
+        self._refuse_unsafe_writes("set the candidate")
+        self.manifest(model, version)  # a clear "no version" before anything is written
+        self._write_candidate(model, version, self.store.get(f"{model}/{CANDIDATE_FILE}"))
+
+    def clear_candidate(self, model: str, version: str) -> bool:
+        """Clears CANDIDATE if it still names `version` (a promote of it); True when it did.
+
+        A CANDIDATE that names another version (a newer candidate published meanwhile) stays.
+        """
+        self._refuse_unsafe_writes("clear the candidate")
+        blob = self.store.get(f"{model}/{CANDIDATE_FILE}")
+        if blob is None or blob.data.decode(errors="replace").strip() != version:
+            return False
+        self._write_candidate(model, None, blob)
+        return True
+
+    def _write_candidate(self, model: str, version: str | None, read: Blob | None) -> None:
+        try:
+            self.store.put_if(
+                f"{model}/{CANDIDATE_FILE}",
+                b"" if version is None else _lines([version]),
+                tag=None if read is None else read.tag,
+            )
+        except WriteConflict:
+            raise WriteConflict(
+                f"registry {self.uri}: {model}/{CANDIDATE_FILE} changed while it was being written "
+                "(another writer won); nothing was written: look again with `prodcat registry list`"
+            ) from None
+
+    def _refuse_unsafe_writes(self, action: str) -> None:
+        refusal = self.store.conditional_writes
+        if refusal is not None:
+            raise CheckpointError(f"registry {self.uri}: cannot {action}: {refusal}")
 
     def versions(self, model: str) -> list[str]:
         """Published versions (those with a manifest), sorted by name: timestamps oldest first."""
@@ -157,9 +221,7 @@ class Registry:
         Returns the version now CURRENT. WriteConflict when HISTORY changed since it was
         read: another promote or rollback won, and nothing was written.
         """
-        refusal = self.store.conditional_writes
-        if refusal is not None:
-            raise CheckpointError(f"registry {self.uri}: cannot {action}: {refusal}")
+        self._refuse_unsafe_writes(action)
         try:
             self.store.put_if(f"{model}/{HISTORY_FILE}", _lines(history), tag=read_as)
         except WriteConflict:

@@ -117,8 +117,9 @@ def add_candidate_gate(promote: argparse.ArgumentParser) -> None:
 
 
 def cmd_promote_candidate(args: argparse.Namespace) -> int:
-    from prodcat.errors import CheckpointError, ConfigError
-    from prodcat.model.checkpoint import check_name, read_current
+    from prodcat.errors import CheckpointError
+    from prodcat.model.checkpoint import check_name
+    from prodcat.model.registry import open_registry
     from prodcat.trainer.promotion import Thresholds, decide, read_summaries
     from prodcat.trainer.publish import promote
 
@@ -127,18 +128,15 @@ def cmd_promote_candidate(args: argparse.Namespace) -> int:
         min_live_accuracy_gain=args.min_live_accuracy_gain,
         min_judged=args.min_judged,
     )
-    from prodcat.model.registry import open_registry
-
-    root = open_registry(args.registry).store.local_root()
-    if root is None:
-        raise ConfigError(
-            f"--candidate: shadow summaries are read from a local registry only, not {args.registry}"
-        )
-    model_dir = root / check_name("model name", args.model_name)
+    registry = open_registry(args.registry)
+    model = check_name("model name", args.model_name)
     candidate = check_name("version", args.candidate)
-    serving = read_current(model_dir)
+    serving = registry.current(model).version
     decision = decide(
-        read_summaries(model_dir, candidate), candidate=candidate, serving=serving, thresholds=thresholds
+        read_summaries(registry, model, candidate),
+        candidate=candidate,
+        serving=serving,
+        thresholds=thresholds,
     )
     if args.json:
         print_json(_decision_json(decision, promoted=decision.promote and not args.dry_run))
@@ -149,7 +147,7 @@ def cmd_promote_candidate(args: argparse.Namespace) -> int:
         return 0
     if not decision.promote:
         raise CheckpointError(f"{candidate} not promoted: " + "; ".join(decision.refusals))
-    promote(args.registry, args.model_name, candidate)
+    promote(registry, model, candidate)
     if not args.json:
         print(f"{args.model_name} CURRENT -> {candidate} ({_evidence_line(decision.evidence)})")
     return 0

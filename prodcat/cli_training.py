@@ -97,6 +97,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         save_every=args.save_every,
         stop_after_steps=args.stop_after_steps,
         resume_from=args.resume_from,
+        as_candidate=args.candidate,
     )
     try:
         result = train(config)
@@ -111,7 +112,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     headline = f"macro-F1 {result.metrics['macro_f1']:.4f}, accuracy {result.metrics['accuracy']:.4f}"
     skipped = f"; {result.skipped} records outside the labels skipped" if result.skipped else ""
     best = f"best step {result.metrics['best_step']:.0f}"
-    print(f"published {where} (validation {headline}, {best}{skipped})")
+    role = " as CANDIDATE (CURRENT unchanged)" if args.candidate else ""
+    print(f"published {where}{role} (validation {headline}, {best}{skipped})")
     return 0
 
 
@@ -153,6 +155,8 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
 
     registry = open_registry(args.registry)
     current = registry.current(args.model_name).version
+    pointer = registry.candidate(args.model_name)
+    candidate = pointer.version if pointer is not None else None
     manifests = {
         version: registry.manifest(args.model_name, version) for version in registry.versions(args.model_name)
     }
@@ -161,6 +165,7 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
             {
                 "model_name": args.model_name,
                 "current": current,
+                "candidate": candidate,
                 "versions": [
                     {"version": version, "base_model": manifest.base_model, "metrics": manifest.metrics}
                     for version, manifest in manifests.items()
@@ -170,7 +175,8 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
         return 0
     for version, manifest in manifests.items():
         metrics = " ".join(f"{k}={v:.3f}" for k, v in sorted(manifest.metrics.items()))
-        print(f"{'*' if version == current else ' '} {version}  {manifest.base_model}  {metrics}")
+        mark = "*" if version == current else "c" if version == candidate else " "
+        print(f"{mark} {version}  {manifest.base_model}  {metrics}")
     return 0
 
 
@@ -315,6 +321,12 @@ def register(commands: Any) -> None:
         help="start from a published version's head and adapter (backbone with --full-finetune) "
         "instead of fresh ones; CURRENT for the live one",
     )
+    train.add_argument(
+        "--candidate",
+        action="store_true",
+        help="publish as the registry's CANDIDATE, for consumers to judge in their shadow; "
+        "CURRENT stays (promote it with `registry promote --candidate`)",
+    )
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser(
@@ -347,7 +359,7 @@ def register(commands: Any) -> None:
     registry = commands.add_parser("registry", help="inspect and move the CURRENT pointer").add_subparsers(
         dest="registry_command", required=True, metavar="ACTION", parser_class=OneLineParser
     )
-    listing = registry.add_parser("list", help="versions, CURRENT marked with *")
+    listing = registry.add_parser("list", help="versions, CURRENT marked with *, CANDIDATE with c")
     listing.add_argument("--json", action="store_true", help="print the versions as one JSON object")
     promote = registry.add_parser("promote", help="point CURRENT at a version")
     promote.add_argument("version", nargs="?", default=None, help="the version to make CURRENT, ungated")

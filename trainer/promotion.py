@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pydantic import ValidationError
 
 from prodcat.errors import CheckpointError, ConfigError
+from prodcat.model.checkpoint import check_name
+from prodcat.model.registry import Registry
 from prodcat.schemas.shadow import ShadowSummary, summaries_folder, summary_file
 
 
@@ -146,21 +147,24 @@ def decide(
     )
 
 
-def read_summaries(model_dir: Path, candidate: str) -> list[ShadowSummary]:
-    """Every member's latest summary of `candidate`; none when no consumer has reported yet."""
-    folder = model_dir / summaries_folder(candidate)
-    if not folder.is_dir():
-        return []
+def read_summaries(registry: Registry, model: str, candidate: str) -> list[ShadowSummary]:
+    """Every member's latest summary of `candidate`, from the registry on whatever store it is;
+    none when no consumer has reported yet."""
+    check_name("model name", model)
+    check_name("version", candidate)
     summaries = []
-    for member in sorted(p.name for p in folder.iterdir() if p.is_dir()):
-        path = model_dir / summary_file(candidate, member)
-        if not path.is_file():
-            # The member's folder is made before its first summary is renamed into it.
+    for member in registry.store.children(f"{model}/{summaries_folder(candidate)}"):
+        key = f"{model}/{summary_file(candidate, member)}"
+        blob = registry.store.get(key)
+        if blob is None:
+            # A local member folder exists a moment before its first summary is renamed into it.
             continue
         try:
-            summaries.append(ShadowSummary.model_validate_json(path.read_bytes()))
+            summaries.append(ShadowSummary.model_validate_json(blob.data))
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "document"
-            raise CheckpointError(f"{path} is not a shadow summary: {where}: {first['msg']}") from None
+            raise CheckpointError(
+                f"{registry.uri}/{key} is not a shadow summary: {where}: {first['msg']}"
+            ) from None
     return summaries

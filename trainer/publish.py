@@ -66,8 +66,12 @@ def publish(
     adapter: Path | None = None,
     golden_titles: Sequence[str] = (),
     cache: Path | None = None,
+    as_candidate: bool = False,
 ) -> Path:
     """Writes a checkpoint with its manifest, makes it CURRENT, and returns a local folder of it.
+
+    `as_candidate`: the version becomes the registry's CANDIDATE instead, for consumers to judge
+    in their shadow; CURRENT and HISTORY do not move.
 
     The folder is the version's own in a local registry, and its copy in `cache` (default
     `default_cache`) for a remote one. `adapter` is a saved LoRA adapter directory, kept
@@ -89,7 +93,7 @@ def publish(
         )
     # Read before anything is written: a HISTORY that does not check out refuses the publish
     # instead of leaving a new version in place that never became CURRENT.
-    history, history_tag = store.history(model_name)
+    history, history_tag = store.history(model_name) if not as_candidate else ([], None)
 
     prefix = f"{model_name}/{version}"
     with store.store.staging(prefix) as staging:
@@ -124,7 +128,10 @@ def publish(
             shutil.rmtree(local_copy, ignore_errors=True)
             shutil.copytree(staging, local_copy)
         store.store.put_tree(staging, prefix, last=MANIFEST_FILE)
-    store.move(model_name, [*history, version], read_as=history_tag, action="publish")
+    if as_candidate:
+        store.set_candidate(model_name, version)
+    else:
+        store.move(model_name, [*history, version], read_as=history_tag, action="publish")
     return root / prefix if root is not None else local_copy  # type: ignore[return-value]
 
 
@@ -141,7 +148,8 @@ def library_versions(names: Sequence[str]) -> dict[str, str]:
 
 
 def promote(registry: RegistryLike, model_name: str, version: str) -> None:
-    """Makes an already published version CURRENT after checking every file it lists."""
+    """Makes an already published version CURRENT after checking every file it lists; when it is
+    the CANDIDATE, CANDIDATE is cleared (it has nothing left to be judged against)."""
     store = _registry(registry)
     _can_move(store, "promote")
     check_name("model name", model_name)
@@ -150,6 +158,7 @@ def promote(registry: RegistryLike, model_name: str, version: str) -> None:
     history, history_tag = store.history(model_name)
     store.check(model_name, version)
     store.move(model_name, [*history, version], read_as=history_tag, action="promote")
+    store.clear_candidate(model_name, version)
 
 
 def _write_golden(

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from prodcat.errors import ConfigError
+from prodcat.errors import CheckpointError, ConfigError
 from prodcat.model.checkpoint import load_manifest
 from prodcat.model.classifier import ProductClassifier
 from prodcat.model.encode import apply_instruction
-from prodcat.model.registry import checkpoint_directory
+from prodcat.model.registry import checkpoint_directory, default_cache, open_registry
 from prodcat.schemas.labels import DEFAULT_CATEGORIES
 from prodcat.schemas.manifest import TrainingRecipe
 from prodcat.trainer import distributed
@@ -93,6 +93,8 @@ class TrainConfig:
     """Stop (state saved, nothing published) after this many steps in this invocation."""
     resume_from: str | None = None
     """Start from this published version's head and adapter (or backbone), or CURRENT's."""
+    as_candidate: bool = False
+    """Publish as the registry's CANDIDATE (judged by the consumers' shadow); CURRENT stays."""
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -136,7 +138,8 @@ class TrainResult:
 
 
 def train(config: TrainConfig) -> TrainResult:
-    """Reads, splits, fine-tunes, validates and publishes; the new checkpoint becomes CURRENT."""
+    """Reads, splits, fine-tunes, validates and publishes; the new checkpoint becomes CURRENT
+    (CANDIDATE with `as_candidate`)."""
     index = label_index(config.labels)
     train_set, validation, skipped = _read_data(config, index)
     if not train_set or not validation:
@@ -206,7 +209,7 @@ def train(config: TrainConfig) -> TrainResult:
             # Rank 0 publishes; the others wait for it and report the same checkpoint.
             ranks.barrier()
             distributed.stop(ranks)
-            published = checkpoint_directory(config.registry, model_name=config.model_name)
+            published = _published_directory(config)
             metrics = dict(load_manifest(published).metrics)
             return TrainResult(published, published.name, metrics, skipped, model)
         metrics = score(model, tokenizer, validation, config)
@@ -259,7 +262,21 @@ def _publish(
         metrics=metrics,
         adapter=adapter,
         golden_titles=[r.title for r in validation[:GOLDEN_SIZE]],
+        as_candidate=config.as_candidate,
     )
+
+
+def _published_directory(config: TrainConfig) -> Path:
+    """The folder of what rank 0 just published: CANDIDATE's version or CURRENT's."""
+    if not config.as_candidate:
+        return checkpoint_directory(config.registry, model_name=config.model_name)
+    registry = open_registry(config.registry)
+    pointer = registry.candidate(config.model_name)
+    if pointer is None:
+        raise CheckpointError(
+            f"registry {registry.uri}: {config.model_name} has no CANDIDATE after publishing"
+        )
+    return registry.fetch(config.model_name, pointer.version, default_cache(registry.uri))
 
 
 def _read_data(

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from prodcat.errors import CheckpointError
 from prodcat.model.cache import CheckpointCache
-from prodcat.model.checkpoint import resolve
+from prodcat.model.checkpoint import CURRENT_FILE, MANIFEST_FILE, resolve
 from prodcat.model.registry import Registry, default_cache, is_uri, open_registry
 
 
@@ -121,6 +122,78 @@ class RegistrySource:
         model = self._model_of()
         self._cache.remember(model, target.version)
         self._cache.keep_only(model, {target.version} | ({previous.version} if previous else set()))
+
+
+class CandidateSource:
+    """A model's CANDIDATE in a registry, for the candidate's own reloader.
+
+    `read` asks the registry (on an object store a HEAD of CANDIDATE, and a read only when its
+    tag moved) and remembers the answer; `target` hands the reloader that answer without
+    asking again, so the candidate costs one HEAD per poll interval however often it is polled.
+    A candidate is downloaded into the same cache as the serving versions.
+    """
+
+    def __init__(self, registry: Registry, model_name: str | None, cache: Path) -> None:
+        self._registry = registry
+        self._model_name = model_name
+        self._model: str | None = None
+        self._cache = cache
+        self._seen: tuple[str | None, Target | None] | None = None
+
+    @property
+    def where(self) -> str:
+        return self._registry.uri
+
+    def _model_of(self) -> str:
+        if self._model is None:
+            self._model = self._registry.model_name(self._model_name)
+        return self._model
+
+    def read(self) -> Target | None:
+        """The version CANDIDATE names now; None when there is none. StoreUnavailable when the
+        registry cannot be asked, CheckpointError when CANDIDATE does not name a plain version."""
+        model = self._model_of()
+        tag = self._registry.candidate_tag(model)
+        if self._seen is None or tag != self._seen[0]:
+            pointer = self._registry.candidate(model) if tag is not None else None
+            named = Target(pointer.version, pointer.version) if pointer is not None else None
+            self._seen = (tag, named)
+        return self._seen[1]
+
+    def target(self) -> Target:
+        named = self._seen[1] if self._seen is not None else None
+        if named is None:
+            raise CheckpointError(f"registry {self.where}: no CANDIDATE was read")
+        return named
+
+    def fetch(self, target: Target) -> Path:
+        return self._registry.fetch(self._model_of(), target.version, self._cache)
+
+    def cached(self) -> None:
+        # A candidate is judged only while the registry names it: no fallback to an old copy.
+        return None
+
+    def served(self, target: Target, *, previous: Target | None) -> None:
+        # The serving source decides what the cache keeps; a candidate that is promoted is
+        # found there already downloaded.
+        return None
+
+
+def open_candidate_source(
+    location: str | os.PathLike[str], *, model_name: str | None, cache_dir: Path | None
+) -> CandidateSource | None:
+    """The CANDIDATE of the registry at `location`; None when `location` is a checkpoint folder
+    (no registry around it, so no candidate to follow)."""
+    if is_uri(location):
+        registry = open_registry(location)
+        return CandidateSource(registry, model_name, cache_dir or default_cache(registry.uri))
+    path = Path(location)
+    if (path / CURRENT_FILE).is_file():
+        # A model's folder: its registry is the folder above.
+        return CandidateSource(open_registry(path.parent), path.name, path.parent)
+    if (path / MANIFEST_FILE).is_file():
+        return None
+    return CandidateSource(open_registry(path), model_name, path)
 
 
 def open_source(

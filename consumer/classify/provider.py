@@ -9,6 +9,13 @@ polling, heartbeats and commits go on meanwhile; the engine swaps it in between 
 batches. The state machine in `reload.py` runs one load at a time, retries transient
 failures with backoff and refuses a version only on the gate's verdict; the old model
 keeps serving meanwhile.
+
+The registry's CANDIDATE is followed the same way, on the same interval, by a second
+reloader through the same gate (the serving label set included), and exposed as
+`candidate` for the shadow. The two reloaders never load at once, so the process holds at
+most the serving model, the candidate and one model being loaded. A refused candidate is
+logged and counted like a refused reload and changes nothing served; a cleared CANDIDATE, or
+one naming the serving version, drops the candidate.
 """
 
 from __future__ import annotations
@@ -21,15 +28,25 @@ from typing import Protocol
 
 import structlog
 
-from prodcat.consumer.classify.checkpoint_source import CheckpointSource, Target, open_source
+from prodcat.consumer.classify.checkpoint_source import (
+    CandidateSource,
+    CheckpointSource,
+    Target,
+    open_candidate_source,
+    open_source,
+)
 from prodcat.consumer.classify.reload import DEFAULT_BACKOFF, Backoff, Reloader, State
-from prodcat.errors import CheckpointError
+from prodcat.errors import CheckpointError, ConfigError
 from prodcat.model.checkpoint import check_same_labels
 from prodcat.model.loading import load_model
 from prodcat.model.runtime import ServingModel, TorchModel
 from prodcat.model.store import StoreUnavailable
 
 log = structlog.get_logger(__name__)
+# A reloader in these states holds, or is about to hold, a model being loaded.
+BUSY = (State.LOADING, State.VERIFYING, State.READY)
+# What the candidate's reloader starts from: no candidate loaded (no version has this key).
+NO_CANDIDATE = Target("", "")
 
 
 class ModelSource(Protocol):
@@ -91,22 +108,37 @@ class ModelProvider:
         backoff: Backoff = DEFAULT_BACKOFF,
         serving: Target | None = None,
         degraded: str | None = None,
+        candidates: CandidateSource | None = None,
     ) -> None:
         """`on_result` hears "loaded" or "refused" for each reload and `on_transition` each
         state change (the service's metrics); `on_degraded` a note while the registry cannot
         be read; `max_tokens` is the batch token budget a reloaded checkpoint's max length
         must fit. `serving` is the target `model` was loaded from (default: its folder);
-        `degraded` the note it was started with, cleared once the registry answers."""
+        `degraded` the note it was started with, cleared once the registry answers.
+        `candidates`: the registry's CANDIDATE to follow (default: that of `location` when it
+        is a path or URI; none for a CheckpointSource)."""
         self._model = model
         self._device = device
         self._min_agreement = min_agreement
         self._max_tokens = max_tokens
         self._enabled = interval_s > 0
-        source = (
-            location
-            if not isinstance(location, str | os.PathLike)
-            else open_source(location, model_name=model_name, cache_dir=cache_dir)
-        )
+        self._interval_s = interval_s
+        self._clock = clock
+        self._backoff = backoff
+        self._on_result = on_result
+        if isinstance(location, str | os.PathLike):
+            source = open_source(location, model_name=model_name, cache_dir=cache_dir)
+            if candidates is None:
+                candidates = open_candidate_source(location, model_name=model_name, cache_dir=cache_dir)
+        else:
+            source = location
+        self._candidates = candidates
+        self._candidate: TorchModel | None = None
+        self._candidate_reloader: Reloader[TorchModel] | None = None
+        self._next_candidate_check = clock() + interval_s
+        self._candidate_refusal: str | None = None
+        # Whether CANDIDATE, when last read, named a version other than the serving one.
+        self._wanted = False
         directory = model.checkpoint.directory
         self._reloader: Reloader[TorchModel] = Reloader(
             source,
@@ -119,6 +151,7 @@ class ModelProvider:
             on_result=on_result,
             on_degraded=on_degraded,
             degraded=degraded,
+            may_load=self._no_candidate_load,
         )
 
     @classmethod
@@ -174,6 +207,7 @@ class ModelProvider:
             backoff=backoff,
             serving=target,
             degraded=note,
+            candidates=open_candidate_source(location, model_name=model_name, cache_dir=cache_dir),
         )
 
     @property
@@ -182,8 +216,11 @@ class ModelProvider:
 
     @property
     def candidate(self) -> TorchModel | None:
-        # No candidate is loaded yet: the registry has no candidate pointer to follow.
-        return None
+        candidate = self._candidate
+        # A promote makes the candidate serve before the next look at CANDIDATE drops it.
+        if candidate is None or candidate.version == self._model.version:
+            return None
+        return candidate
 
     @property
     def state(self) -> State:
@@ -195,7 +232,81 @@ class ModelProvider:
         fresh = self._reloader.poll()
         if fresh is not None:
             self._model = fresh
+        if self._candidates is not None:
+            self._follow_candidate(self._candidates)
         return fresh
+
+    def _follow_candidate(self, candidates: CandidateSource) -> None:
+        now = self._clock()
+        if now >= self._next_candidate_check:
+            self._next_candidate_check = now + self._interval_s
+            known, named = self._read_candidate(candidates)
+            if known:
+                self._wanted = named is not None and named.version != self._reloader.serving.version
+        if not self._wanted:
+            self._drop_candidate()
+            return
+        reloader = self._candidate_reloader
+        if reloader is None:
+            return
+        fresh = reloader.poll()
+        if fresh is not None:
+            self._candidate = fresh
+            log.info("candidate_loaded", version=fresh.version, serving=self._model.version)
+
+    def _read_candidate(self, candidates: CandidateSource) -> tuple[bool, Target | None]:
+        """Whether CANDIDATE could be read, and what it names (None: no candidate). It cannot be
+        read while the registry is unreachable (the serving reloader reports that) or when
+        CANDIDATE is refused; the candidate held meanwhile stays."""
+        try:
+            named = candidates.read()
+        except (StoreUnavailable, ConfigError, OSError):
+            return False, None
+        except CheckpointError as exc:
+            message = str(exc)
+            if message != self._candidate_refusal:
+                self._candidate_refusal = message
+                if self._on_result is not None:
+                    self._on_result("refused")
+                log.error("reload_refused", role="candidate", error=message)
+            return False, None
+        self._candidate_refusal = None
+        if named is None:
+            return True, None
+        if self._candidate_reloader is None:
+            self._candidate_reloader = Reloader(
+                candidates,
+                self._gate,
+                NO_CANDIDATE,
+                interval_s=0.0,
+                backoff=self._backoff,
+                clock=self._clock,
+                on_result=self._candidate_result,
+                may_load=lambda: self._reloader.state not in BUSY,
+                role="candidate",
+            )
+        return True, named
+
+    def _candidate_result(self, result: str) -> None:
+        # A refused candidate counts as a refused reload; a loaded one replaced nothing served.
+        if result == "refused" and self._on_result is not None:
+            self._on_result(result)
+
+    def _drop_candidate(self) -> None:
+        reloader = self._candidate_reloader
+        if reloader is not None and reloader.state in (State.LOADING, State.VERIFYING):
+            # Never waited for on the Kafka thread: dropped at the first poll after its load ends.
+            return
+        if reloader is not None:
+            reloader.close()  # its load has ended: returns at once, and lets go of a ready model
+            self._candidate_reloader = None
+        if self._candidate is not None:
+            log.info("candidate_dropped", version=self._candidate.version, serving=self._model.version)
+            self._candidate = None
+
+    def _no_candidate_load(self) -> bool:
+        reloader = self._candidate_reloader
+        return reloader is None or reloader.state not in BUSY
 
     def _gate(self, directory: Path) -> TorchModel:
         # Runs on the load thread; the serving model does not change while a load runs.
@@ -211,6 +322,11 @@ class ModelProvider:
     def wait_for_reload(self, timeout_s: float) -> None:
         """Waits for a load in progress to end (tests, shutdown)."""
         self._reloader.wait(timeout_s)
+        if self._candidate_reloader is not None:
+            self._candidate_reloader.wait(timeout_s)
 
     def close(self) -> None:
         self._reloader.close()
+        if self._candidate_reloader is not None:
+            self._candidate_reloader.close()
+        self._candidate = None

@@ -87,10 +87,15 @@ class Reloader(Generic[M]):
         on_result: Callable[[str], None] | None = None,
         on_degraded: Callable[[str | None], None] | None = None,
         degraded: str | None = None,
+        may_load: Callable[[], bool] = lambda: True,
+        role: str | None = None,
     ) -> None:
         """`on_result` hears "loaded" or "refused" once per target; `on_degraded` a note while
         the registry cannot be read (None once it answers again). `degraded`: the registry was
-        unreachable when `serving` was chosen."""
+        unreachable when `serving` was chosen. `may_load` is asked (on the polling thread)
+        before a load starts: False while another reloader's load is in flight, so one process
+        holds at most one model being loaded; the load is tried at a later poll. `role` names
+        this reloader in its log lines when a process runs more than one (the candidate's)."""
         self._source = source
         self._gate = gate
         self._serving = serving
@@ -110,6 +115,8 @@ class Reloader(Generic[M]):
         self._unreachable = degraded
         self._failures = 0
         self._failing: str | None = None
+        self._may_load = may_load
+        self._log = log if role is None else log.bind(role=role)
 
     @property
     def state(self) -> State:
@@ -130,7 +137,7 @@ class Reloader(Generic[M]):
         if ready is not None:
             previous, (self._serving, model) = self._serving, ready
             self._source.served(self._serving, previous=previous)
-            log.info("model_reloaded", previous=previous.version, version=model.version)
+            self._log.info("model_reloaded", previous=previous.version, version=model.version)
             self._on_result("loaded")
             return model
         if state in (State.LOADING, State.VERIFYING):
@@ -149,6 +156,8 @@ class Reloader(Generic[M]):
                 with self._lock:
                     self._set(State.IDLE, target.version)
             return None
+        if not self._may_load():
+            return None
         with self._lock:
             self._set(State.LOADING, target.version)
         self._thread = threading.Thread(target=self._load, args=(target,), name="reload", daemon=True)
@@ -163,7 +172,7 @@ class Reloader(Generic[M]):
             # model serving stays.
             message = str(exc)
             if self._unreachable is None:
-                log.warning("registry_unreachable", registry=self._source.where, error=message)
+                self._log.warning("registry_unreachable", registry=self._source.where, error=message)
                 self._on_degraded(f"registry unreachable: {message}")
             self._unreachable = message
             if self._state is State.BACKOFF:
@@ -177,10 +186,10 @@ class Reloader(Generic[M]):
             if message != self._pointer_refusal:
                 self._pointer_refusal = message
                 self._on_result("refused")
-                log.error("reload_refused", serving=self._serving.version, error=message)
+                self._log.error("reload_refused", serving=self._serving.version, error=message)
             return None
         if self._unreachable is not None:
-            log.info("registry_reachable", registry=self._source.where)
+            self._log.info("registry_reachable", registry=self._source.where)
             self._unreachable = None
             self._on_degraded(None)
         self._pointer_refusal = None
@@ -197,7 +206,9 @@ class Reloader(Generic[M]):
                 self._refused.add(target.key)
                 self._set(State.REFUSED, target.version, error=str(exc))
             self._on_result("refused")
-            log.error("reload_refused", checkpoint=target.key, serving=self._serving.version, error=str(exc))
+            self._log.error(
+                "reload_refused", checkpoint=target.key, serving=self._serving.version, error=str(exc)
+            )
         except Exception as exc:
             # The thread's boundary. Whatever else failed (the store, memory, I/O) says nothing
             # about the version: try it again later, keep serving meanwhile.
@@ -215,7 +226,9 @@ class Reloader(Generic[M]):
 
     def _set(self, state: State, version: str, **details: object) -> None:
         # Called with the lock held.
-        log.info("reload_state", previous=self._state.value, state=state.value, version=version, **details)
+        self._log.info(
+            "reload_state", previous=self._state.value, state=state.value, version=version, **details
+        )
         self._state = state
         self._on_transition(state)
 

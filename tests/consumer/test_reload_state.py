@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -161,7 +161,7 @@ class Gate:
 
 
 class Machine:
-    def __init__(self, tmp_path: Path, gate: Gate) -> None:
+    def __init__(self, tmp_path: Path, gate: Gate, may_load: Callable[[], bool] = lambda: True) -> None:
         self.store = MemoryStore()
         self.store.publish_version("v1")
         self.store.point("v1")
@@ -181,6 +181,7 @@ class Machine:
             on_transition=self.transitions.append,
             on_result=self.results.append,
             on_degraded=self.notes.append,
+            may_load=may_load,
         )
 
     def at(self, seconds: float) -> FakeModel | None:
@@ -230,6 +231,19 @@ def test_no_second_load_starts_while_one_runs_or_waits_to_be_swapped(tmp_path: P
 
     assert fresh == FakeModel("v2")
     assert gate.calls == ["v2"]
+
+
+def test_no_load_starts_while_another_reloader_loads_and_it_starts_at_a_later_poll(tmp_path: Path) -> None:
+    other_loading = [True]
+    gate = Gate()
+    machine = Machine(tmp_path, gate, may_load=lambda: not other_loading[0])
+    machine.promote("v2")
+
+    assert machine.at(5.0) is None
+    assert (gate.calls, machine.reloader.state) == ([], State.IDLE)
+    other_loading[0] = False
+    machine.at(10.0)
+    assert machine.at(10.1) == FakeModel("v2")
 
 
 def test_a_transient_failure_backs_off_and_tries_the_same_version_again(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from prodcat.consumer.shadow import ShadowJudge, Verdict, as_fraction, sampled, verdicts, write_summary
 from prodcat.errors import CheckpointError
+from prodcat.model.registry import open_registry
 from prodcat.schemas.shadow import Flip, ShadowSummary
 
 LABELS = ("Books", "Shoes", "Baby")
@@ -157,9 +158,18 @@ def test_the_summary_round_trips_through_its_json() -> None:
 def test_the_summary_is_written_beside_the_candidate_not_inside_it(tmp_path: Path) -> None:
     shadow = judge()
     shadow.observe(["a"], [v("Books")], [v("Books")])
-    path = write_summary(tmp_path, shadow.summary())
-    assert path == tmp_path / ".shadow" / "v2" / "group.host.0" / "summary.json"
+    key = write_summary(open_registry(tmp_path), "m", shadow.summary())
+    path = tmp_path / "m" / ".shadow" / "v2" / "group.host.0" / "summary.json"
+    assert key == "m/.shadow/v2/group.host.0/summary.json"
     assert ShadowSummary.model_validate_json(path.read_bytes()).compared == 1
+
+
+def test_a_members_next_summary_replaces_its_last(tmp_path: Path) -> None:
+    registry, shadow = open_registry(tmp_path), judge()
+    write_summary(registry, "m", shadow.summary())
+    shadow.observe(["a", "b"], [v("Books"), v("Books")], [v("Books"), v("Baby")])
+    key = write_summary(registry, "m", shadow.summary())
+    assert ShadowSummary.model_validate_json((tmp_path / key).read_bytes()).compared == 2
 
 
 def test_a_member_name_that_is_not_a_plain_name_is_refused() -> None:

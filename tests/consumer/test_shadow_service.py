@@ -19,6 +19,7 @@ from prodcat.consumer.service import CategorizerService, summary_writer
 from prodcat.consumer.shadow import ShadowJudge
 from prodcat.consumer.source import read_topic
 from prodcat.model.loading import load_model
+from prodcat.model.registry import open_registry
 from prodcat.model.runtime import ServingModel, TorchModel
 from prodcat.produce import produce_values
 from prodcat.schemas.shadow import ShadowSummary
@@ -201,5 +202,5 @@ def test_summaries_of_a_local_registry_are_written_where_the_promotion_gate_read
 
     summary_writer(settings)(judge.summary())
 
-    (written,) = read_summaries(model_dir, candidate.version)
+    (written,) = read_summaries(open_registry(tmp_path), plain.model_name, candidate.version)
     assert (written.member, written.serving_version, written.fraction) == ("group.host.0", plain.version, 0.5)

@@ -18,6 +18,7 @@ from prodcat.consumer.shadow import ShadowJudge, verdicts, write_summary
 from prodcat.consumer.source import TopicTail
 from prodcat.model.checkpoint import read_current, resolve
 from prodcat.model.loading import load_model
+from prodcat.model.registry import open_registry
 from prodcat.model.runtime import TorchModel
 from prodcat.produce import produce_values
 from prodcat.schemas.events import EmbeddingVector
@@ -110,7 +111,7 @@ def test_a_stronger_candidate_proves_itself_on_the_stream_and_is_promoted(
     finally:
         tail.close()
     summary = judge.summary()
-    write_summary(model_dir, summary)
+    write_summary(open_registry(registry), MODEL, summary)
     capsys.readouterr()  # the model loads' progress bars, so the command's stderr is read alone
 
     code, err = run_cli(

@@ -12,6 +12,7 @@ import pytest
 from prodcat.cli import main
 from prodcat.consumer.shadow import write_summary
 from prodcat.model.checkpoint import read_current
+from prodcat.model.registry import open_registry
 from prodcat.schemas.shadow import LiveJudgement, ShadowSummary
 from tests.cli_runner import run_cli
 
@@ -32,7 +33,8 @@ def registry(trained_registry: Path, tmp_path: Path) -> Path:
 def report(registry: Path, *, member: str, agreed: int, candidate_correct: int) -> None:
     model_dir = registry / MODEL
     write_summary(
-        model_dir,
+        open_registry(registry),
+        MODEL,
         ShadowSummary(
             model_name=MODEL,
             serving_version=read_current(model_dir),

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from prodcat.errors import CheckpointError, ConfigError
+from prodcat.model.registry import open_registry
 from prodcat.schemas.shadow import Flip, LiveJudgement, ShadowSummary, summary_file
 from prodcat.trainer.promotion import Thresholds, combine, decide, read_summaries
 
@@ -138,26 +139,26 @@ def test_thresholds_out_of_range_are_refused(field: str, value: float) -> None:
 
 def test_every_members_summary_is_read_from_beside_the_candidate(tmp_path: Path) -> None:
     for member in ("m0", "m1"):
-        path = tmp_path / summary_file("v2", member)
+        path = tmp_path / "m" / summary_file("v2", member)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(summary(member=member).model_dump_json())
-    assert sorted(s.member for s in read_summaries(tmp_path, "v2")) == ["m0", "m1"]
+    assert sorted(s.member for s in read_summaries(open_registry(tmp_path), "m", "v2")) == ["m0", "m1"]
 
 
 def test_no_summaries_folder_reads_as_none(tmp_path: Path) -> None:
-    assert read_summaries(tmp_path, "v2") == []
+    assert read_summaries(open_registry(tmp_path), "m", "v2") == []
 
 
 def test_a_file_that_is_not_a_summary_is_refused_with_one_line(tmp_path: Path) -> None:
-    path = tmp_path / summary_file("v2", "m0")
+    path = tmp_path / "m" / summary_file("v2", "m0")
     path.parent.mkdir(parents=True)
     path.write_text('{"compared": -1}')
     with pytest.raises(
         CheckpointError, match=r"m0/summary\.json is not a shadow summary: model_name: Field required"
     ):
-        read_summaries(tmp_path, "v2")
+        read_summaries(open_registry(tmp_path), "m", "v2")
 
 
 def test_a_member_folder_without_a_summary_yet_is_passed_over(tmp_path: Path) -> None:
-    (tmp_path / summary_file("v2", "m0")).parent.mkdir(parents=True)
-    assert read_summaries(tmp_path, "v2") == []
+    (tmp_path / "m" / summary_file("v2", "m0")).parent.mkdir(parents=True)
+    assert read_summaries(open_registry(tmp_path), "m", "v2") == []
