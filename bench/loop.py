@@ -215,7 +215,7 @@ def run_loop(bootstrap: str, work: Path, *, per_class: int, stream_size: int, he
     ]
     cli("train", "--data", str(work / "base"), *train_args, "--seed", str(seed))
     first = read_current(registry / MODEL)
-    step("train without the held-out style")
+    step("tiny base + dataset build + train without the held-out style")
 
     streams = {
         name: make_stream(name, stream_size, held_out_share, seed=1000 + n)
@@ -364,6 +364,9 @@ def report(result: LoopResult, args: argparse.Namespace) -> str:
         f"{s.live.judged} judged, live accuracy serving {s.live.serving_correct / max(1, s.live.judged):.3f} "
         f"vs candidate {s.live.candidate_correct / max(1, s.live.judged):.3f} (gain {live_gain:+.3f}). "
         f"Candidate {result.candidate} {'promoted' if result.promoted else 'NOT promoted'}.",
+        "",
+        "Seconds per stream: the service's run from start to the last event accounted for, "
+        "including joining the group (about 3 s on the embedded broker).",
         "",
         "| step | seconds |",
         "|---|---|",
