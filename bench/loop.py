@@ -293,9 +293,9 @@ def run_loop(bootstrap: str, work: Path, *, per_class: int, stream_size: int, he
             label_events(stream.ids, truth), shadow.model_copy(update={"input_topic": labels_topic})
         )
         wait_for(lambda: summaries[-1].live.judged == len(stream.ids), "every label joined")
-        final = summaries[-1]
-        # The judged summary is written by the next report, which `keep` waits for here.
-        wait_for(lambda: len(summaries) > summaries.index(final) + 1, "the judged summary written")
+        final, reports = summaries[-1], len(summaries)
+        # `keep` lists a summary before it writes it: once the next one is listed, this one is written.
+        wait_for(lambda: len(summaries) > reports, "the judged summary written")
     finally:
         service.stop()
         worker.join(WAIT_S)
