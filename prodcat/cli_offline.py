@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -52,27 +53,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
         device=settings.device,
         min_agreement=settings.min_golden_agreement,
     )
-    stdout, stderr = sys.stdout.buffer, sys.stderr.buffer
-    if args.file is None:
-        classify_stream(
-            sys.stdin.buffer,
-            model,
-            settings.batch_limits,
-            top_k=settings.top_k,
-            out=stdout,
-            errors=stderr,
-            input_format=args.input,
-            max_failed_in_a_row=settings.max_failed_in_a_row,
-        )
-        return 0
-    with args.file.open("rb") as lines:
+    with ExitStack() as stack:
+        lines = sys.stdin.buffer if args.file is None else stack.enter_context(args.file.open("rb"))
         classify_stream(
             lines,
             model,
             settings.batch_limits,
             top_k=settings.top_k,
-            out=stdout,
-            errors=stderr,
+            out=sys.stdout.buffer,
+            errors=sys.stderr.buffer,
             input_format=args.input,
             max_failed_in_a_row=settings.max_failed_in_a_row,
         )
