@@ -76,16 +76,13 @@ class PathSource:
         return None
 
 
-class RegistrySource:
-    """A model of a registry on an object store, downloaded into `cache` version by version."""
+class _RegistryModel:
+    """A model of a registry, its name settled from the registry on first use."""
 
-    def __init__(self, registry: Registry, model_name: str | None, cache: CheckpointCache) -> None:
+    def __init__(self, registry: Registry, model_name: str | None) -> None:
         self._registry = registry
         self._model_name = model_name
         self._model: str | None = None
-        self._cache = cache
-        # CURRENT's tag and what it named then: an unchanged tag costs one HEAD and no read.
-        self._seen: tuple[str, Target] | None = None
 
     @property
     def where(self) -> str:
@@ -95,6 +92,16 @@ class RegistrySource:
         if self._model is None:
             self._model = self._registry.model_name(self._model_name)
         return self._model
+
+
+class RegistrySource(_RegistryModel):
+    """A model of a registry on an object store, downloaded into `cache` version by version."""
+
+    def __init__(self, registry: Registry, model_name: str | None, cache: CheckpointCache) -> None:
+        super().__init__(registry, model_name)
+        self._cache = cache
+        # CURRENT's tag and what it named then: an unchanged tag costs one HEAD and no read.
+        self._seen: tuple[str, Target] | None = None
 
     def target(self) -> Target:
         model = self._model_of()
@@ -124,7 +131,7 @@ class RegistrySource:
         self._cache.keep_only(model, {target.version} | ({previous.version} if previous else set()))
 
 
-class CandidateSource:
+class CandidateSource(_RegistryModel):
     """A model's CANDIDATE in a registry, for the candidate's own reloader.
 
     `read` asks the registry (on an object store a HEAD of CANDIDATE, and a read only when its
@@ -134,20 +141,9 @@ class CandidateSource:
     """
 
     def __init__(self, registry: Registry, model_name: str | None, cache: Path) -> None:
-        self._registry = registry
-        self._model_name = model_name
-        self._model: str | None = None
+        super().__init__(registry, model_name)
         self._cache = cache
         self._seen: tuple[str | None, Target | None] | None = None
-
-    @property
-    def where(self) -> str:
-        return self._registry.uri
-
-    def _model_of(self) -> str:
-        if self._model is None:
-            self._model = self._registry.model_name(self._model_name)
-        return self._model
 
     def read(self) -> Target | None:
         """The version CANDIDATE names now; None when there is none. StoreUnavailable when the
